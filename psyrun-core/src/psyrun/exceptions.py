@@ -41,6 +41,22 @@ class AmbiguousOperationError(PsyrunError, RuntimeError):
     minuend ``a`` lacks.
     """
 
+    # Tracebacks (and the user guide's doctest) show the name under which
+    # psyrun 0.8 defined this class; psyrun.pspace re-exports it.
+    __module__ = "psyrun.pspace"
+
+
+class ParameterLengthError(ParameterSpaceError):
+    """The sequences given to one ``Param`` differ in length."""
+
+
+class InvalidParameterValueError(ParameterSpaceError, TypeError):
+    """A parameter value is neither a sequence of values nor a scalar.
+
+    Sets, mappings, generators and other one-shot iterators have no clear
+    row order (or can only be read once), so ``Param`` refuses them.
+    """
+
 
 class UnhashableValueError(ParameterSpaceError, TypeError):
     """A parameter value cannot be compared by value (needed by ``missing``)."""
