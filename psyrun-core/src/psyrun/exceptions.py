@@ -75,6 +75,18 @@ class CorruptFileError(StoreError):
     """A file exists but cannot be read by its store."""
 
 
+class ColumnLengthError(StoreError, ValueError):
+    """The columns given to a store do not all have the same number of rows."""
+
+
+class StoreFileNotFoundError(StoreError, FileNotFoundError):
+    """A store was asked to read a file that does not exist."""
+
+
+class ResultExistsError(StoreError, FileExistsError):
+    """Writing a file would overwrite results the user did not ask to replace."""
+
+
 # --------------------------------------------------------------- schedulers, tasks
 class SchedulerError(PsyrunError):
     """A scheduler command failed or was given bad arguments."""

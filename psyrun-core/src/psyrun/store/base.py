@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 PathLike = str | os.PathLike[str]
@@ -45,6 +47,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def count(self, filename: PathLike) -> int:
         """The number of rows in ``filename``, as cheaply as the format allows."""
+
+    def save_many(self, filename: PathLike, chunks: Iterable[Data]) -> None:
+        """Write the rows of all ``chunks``, in order, as one file (atomically).
+
+        Missing columns are filled as in :meth:`append`.  ``psy merge`` uses
+        this, so a store should override it with something linear in the
+        total number of rows; this default writes a temporary file with
+        :meth:`save` and :meth:`append`, then moves it over ``filename``.
+        """
+        from psyrun.store.atomic import atomic_path
+
+        target = Path(filename)
+        with atomic_path(target) as temp:
+            temp.unlink()  # save() and append() create the file themselves
+            for chunk in chunks:
+                if temp.exists():
+                    self.append(temp, chunk)
+                else:
+                    self.save(temp, chunk)
+            if not temp.exists():
+                self.save(temp, {})
 
 
 #: The name psyrun 0.8 used for the interface.
