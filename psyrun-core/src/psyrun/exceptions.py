@@ -62,6 +62,10 @@ class UnhashableValueError(ParameterSpaceError, TypeError):
     """A parameter value cannot be compared by value (needed by ``missing``)."""
 
 
+class InvalidResultError(PsyrunError, TypeError):
+    """A function mapped onto a parameter space returned something other than a dict."""
+
+
 # --------------------------------------------------------------- stores
 class StoreError(PsyrunError):
     """A store cannot read or write a file."""

@@ -1,0 +1,186 @@
+"""Tests of psyrun.mapper: map_pspace, map_pspace_parallel, map_pspace_hdd_backed."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from psyrun.exceptions import (
+    AmbiguousOperationError,
+    IneffectiveExcludeWarning,
+    InvalidResultError,
+)
+from psyrun.mapper import map_pspace, map_pspace_hdd_backed, map_pspace_parallel
+from psyrun.pspace import Param
+from psyrun.utils.example import square
+
+
+def basic_math(a, b):
+    return {"sum": a + b, "product": a * b}
+
+
+def test_map_pspace_puts_parameters_and_outputs_side_by_side():
+    result = map_pspace(basic_math, Param(a=[1, 2]) * Param(b=[3, 4]))
+    assert result == {
+        "a": [1, 1, 2, 2],
+        "b": [3, 4, 3, 4],
+        "sum": [4, 5, 5, 6],
+        "product": [3, 4, 6, 8],
+    }
+
+
+def test_outputs_missing_in_some_rows_are_nan():
+    def sometimes(x):
+        return {"even": x} if x % 2 == 0 else {"odd": x}
+
+    result = map_pspace(sometimes, Param(x=[0, 1, 2, 3]))
+    assert result["x"] == [0, 1, 2, 3]
+    assert result["even"][0] == 0 and result["even"][2] == 2
+    assert math.isnan(result["even"][1]) and math.isnan(result["even"][3])
+    assert math.isnan(result["odd"][0]) and result["odd"][1] == 1
+
+
+def test_output_named_like_parameter_wins():
+    result = map_pspace(lambda x: {"x": x * 10}, Param(x=[1, 2]))
+    assert result == {"x": [10, 20]}
+
+
+def test_exclude_drops_keys_and_warns_about_unknown_ones():
+    with pytest.warns(IneffectiveExcludeWarning, match="`nope`"):
+        result = map_pspace(basic_math, Param(a=[1], b=[2]), exclude=["product", "nope"])
+    assert result == {"a": [1], "b": [2], "sum": [3]}
+
+
+def test_exclude_of_existing_key_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = map_pspace(basic_math, Param(a=[1], b=[2]), exclude=["a"])
+    assert result == {"b": [2], "sum": [3], "product": [2]}
+
+
+def test_function_must_return_a_dict():
+    with pytest.raises(InvalidResultError, match="not a dict"):
+        map_pspace(lambda x: x, Param(x=[1]))
+    # also after rows that took the fast path
+    with pytest.raises(InvalidResultError):
+        map_pspace(lambda x: {"y": x} if x < 3 else None, Param(x=range(5)))
+
+
+def test_empty_space_gives_empty_columns():
+    assert map_pspace(square, Param(x=[])) == {"x": []}
+
+
+def test_array_outputs_and_parameters():
+    result = map_pspace(lambda w: {"total": w.sum()}, Param(w=np.ones((3, 2))))
+    assert result["total"] == [2.0, 2.0, 2.0]
+    assert len(result["w"]) == 3
+
+
+def test_map_pspace_parallel_with_processes():
+    result = map_pspace_parallel(square, Param(x=[1, 2, 3]), n_jobs=2)
+    assert result == {"x": [1, 2, 3], "y": [1, 4, 9]}
+
+
+def test_map_pspace_parallel_with_threads_keeps_order_and_exclude():
+    space = Param(a=range(20)) * Param(b=[1, 2])
+    result = map_pspace_parallel(basic_math, space, n_jobs=2, backend="threading", exclude=["b"])
+    assert result["a"] == [a for a in range(20) for _ in (1, 2)]
+    assert result["sum"] == [a + b for a in range(20) for b in (1, 2)]
+    assert "b" not in result
+
+
+# ------------------------------------------------------------------ hdd backed
+class ListStore:
+    """A store keeping each file as a pickle; just enough of the Store interface."""
+
+    ext = ".pkl"
+
+    def __init__(self):
+        self.appends = []
+
+    def save(self, filename, data):
+        import pickle
+
+        with open(filename, "wb") as f:
+            pickle.dump(data, f)
+
+    def load(self, filename, row=None):
+        import pickle
+
+        with open(filename, "rb") as f:
+            return pickle.load(f)
+
+    def append(self, filename, data):
+        from psyrun.pspace import dict_concat
+
+        self.appends.append(len(next(iter(data.values()))))
+        old = [self.load(filename)] if filename.exists() else []
+        self.save(filename, dict_concat([*old, data]))
+
+    def count(self, filename):
+        return len(next(iter(self.load(filename).values())))
+
+
+class Counter:
+    def __init__(self, fail_at=None):
+        self.calls = []
+        self.fail_at = fail_at
+
+    def __call__(self, a, b):
+        if self.fail_at is not None and (a, b) == self.fail_at:
+            raise RuntimeError("boom")
+        self.calls.append((a, b))
+        return {"y": a * 10 + b}
+
+
+def test_hdd_backed_writes_file_in_chunks_and_returns_it(tmp_path):
+    store = ListStore()
+    fn = Counter()
+    space = Param(a=range(5)) * Param(b=range(2))
+    result = map_pspace_hdd_backed(fn, space, tmp_path / "r.pkl", store, chunk_size=4)
+    assert store.appends == [4, 4, 2]
+    assert result == store.load(tmp_path / "r.pkl")
+    assert result["y"] == [a * 10 + b for a in range(5) for b in range(2)]
+
+
+def test_hdd_backed_keeps_finished_rows_and_resumes(tmp_path):
+    store = ListStore()
+    path = tmp_path / "r.pkl"
+    space = Param(a=range(4)) * Param(b=range(3))
+    failing = Counter(fail_at=(2, 1))
+    with pytest.raises(RuntimeError, match="boom"):
+        map_pspace_hdd_backed(failing, space, path, store, chunk_size=5)
+    kept = store.load(path)
+    assert list(zip(kept["a"], kept["b"])) == failing.calls
+    assert len(failing.calls) == 7
+
+    again = Counter()
+    result = map_pspace_hdd_backed(again, space, path, store, chunk_size=5)
+    assert again.calls == [(a, b) for a in range(4) for b in range(3)][7:]
+    assert sorted(zip(result["a"], result["b"], result["y"])) == [
+        (a, b, a * 10 + b) for a in range(4) for b in range(3)
+    ]
+    # a third run has nothing left to do
+    third = Counter()
+    assert map_pspace_hdd_backed(third, space, path, store, return_data=False) is None
+    assert third.calls == []
+
+
+def test_hdd_backed_refuses_file_of_another_space(tmp_path):
+    store = ListStore()
+    path = tmp_path / "r.pkl"
+    store.save(path, {"x": [1], "y": [2]})
+    with pytest.raises(AmbiguousOperationError, match="`a`"):
+        map_pspace_hdd_backed(Counter(), Param(a=[1], b=[1]), path, store)
+    assert store.load(path) == {"x": [1], "y": [2]}
+
+
+def test_hdd_backed_with_pool(tmp_path):
+    store = ListStore()
+    result = map_pspace_hdd_backed(
+        square, Param(x=range(6)), tmp_path / "r.pkl", store, pool_size=2, chunk_size=4
+    )
+    assert result == {"x": list(range(6)), "y": [x * x for x in range(6)]}
