@@ -141,6 +141,10 @@ class Scheduler(abc.ABC):
     required_args: frozenset[str] = frozenset()
     #: True if :meth:`submit` returns only when the job has finished.
     blocking: bool = False
+    #: True if the jobs run inside this process's lifetime and die with it (as
+    #: with ``immediate``): ``psy run`` then waits for them before it exits.
+    #: False for cluster schedulers, whose jobs outlive the submitting process.
+    in_process: bool = False
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
         #: Where the scheduler may keep its own files (id files, scripts).
