@@ -15,6 +15,7 @@ from psyrun.exceptions import (
 )
 from psyrun.mapper import map_pspace, map_pspace_hdd_backed, map_pspace_parallel
 from psyrun.pspace import Param
+from psyrun.store import NpzStore, PickleStore
 from psyrun.utils.example import square
 
 
@@ -93,35 +94,26 @@ def test_map_pspace_parallel_with_threads_keeps_order_and_exclude():
 
 
 # ------------------------------------------------------------------ hdd backed
-class ListStore:
-    """A store keeping each file as a pickle; just enough of the Store interface."""
+def recording(store_class):
+    """The real store, recording the number of rows of each append."""
 
-    ext = ".pkl"
+    class Recording(store_class):
+        def __init__(self):
+            super().__init__()
+            self.appends = []
 
-    def __init__(self):
-        self.appends = []
+        def append(self, filename, data):
+            self.appends.append(len(next(iter(data.values()))))
+            super().append(filename, data)
 
-    def save(self, filename, data):
-        import pickle
+    return Recording()
 
-        with open(filename, "wb") as f:
-            pickle.dump(data, f)
 
-    def load(self, filename, row=None):
-        import pickle
+STORES = [(PickleStore, ".pkl"), (NpzStore, ".npz")]
 
-        with open(filename, "rb") as f:
-            return pickle.load(f)
 
-    def append(self, filename, data):
-        from psyrun.pspace import dict_concat
-
-        self.appends.append(len(next(iter(data.values()))))
-        old = [self.load(filename)] if filename.exists() else []
-        self.save(filename, dict_concat([*old, data]))
-
-    def count(self, filename):
-        return len(next(iter(self.load(filename).values())))
+def as_lists(data):
+    return {k: np.asarray(v).tolist() for k, v in data.items()}
 
 
 class Counter:
@@ -136,29 +128,31 @@ class Counter:
         return {"y": a * 10 + b}
 
 
-def test_hdd_backed_writes_file_in_chunks_and_returns_it(tmp_path):
-    store = ListStore()
+@pytest.mark.parametrize(("store_class", "ext"), STORES)
+def test_hdd_backed_writes_file_in_chunks_and_returns_it(tmp_path, store_class, ext):
+    store = recording(store_class)
     fn = Counter()
     space = Param(a=range(5)) * Param(b=range(2))
-    result = map_pspace_hdd_backed(fn, space, tmp_path / "r.pkl", store, chunk_size=4)
+    result = map_pspace_hdd_backed(fn, space, tmp_path / f"r{ext}", store, chunk_size=4)
     assert store.appends == [4, 4, 2]
-    assert result == store.load(tmp_path / "r.pkl")
-    assert result["y"] == [a * 10 + b for a in range(5) for b in range(2)]
+    assert as_lists(result) == as_lists(store_class().load(tmp_path / f"r{ext}"))
+    assert as_lists(result)["y"] == [a * 10 + b for a in range(5) for b in range(2)]
 
 
-def test_hdd_backed_keeps_finished_rows_and_resumes(tmp_path):
-    store = ListStore()
-    path = tmp_path / "r.pkl"
+@pytest.mark.parametrize(("store_class", "ext"), STORES)
+def test_hdd_backed_keeps_finished_rows_and_resumes(tmp_path, store_class, ext):
+    store = store_class()
+    path = tmp_path / f"r{ext}"
     space = Param(a=range(4)) * Param(b=range(3))
     failing = Counter(fail_at=(2, 1))
     with pytest.raises(RuntimeError, match="boom"):
         map_pspace_hdd_backed(failing, space, path, store, chunk_size=5)
-    kept = store.load(path)
+    kept = as_lists(store.load(path))
     assert list(zip(kept["a"], kept["b"])) == failing.calls
     assert len(failing.calls) == 7
 
     again = Counter()
-    result = map_pspace_hdd_backed(again, space, path, store, chunk_size=5)
+    result = as_lists(map_pspace_hdd_backed(again, space, path, store, chunk_size=5))
     assert again.calls == [(a, b) for a in range(4) for b in range(3)][7:]
     assert sorted(zip(result["a"], result["b"], result["y"])) == [
         (a, b, a * 10 + b) for a in range(4) for b in range(3)
@@ -170,7 +164,7 @@ def test_hdd_backed_keeps_finished_rows_and_resumes(tmp_path):
 
 
 def test_hdd_backed_refuses_file_of_another_space(tmp_path):
-    store = ListStore()
+    store = PickleStore()
     path = tmp_path / "r.pkl"
     store.save(path, {"x": [1], "y": [2]})
     with pytest.raises(AmbiguousOperationError, match="`a`"):
@@ -179,8 +173,35 @@ def test_hdd_backed_refuses_file_of_another_space(tmp_path):
 
 
 def test_hdd_backed_with_pool(tmp_path):
-    store = ListStore()
     result = map_pspace_hdd_backed(
-        square, Param(x=range(6)), tmp_path / "r.pkl", store, pool_size=2, chunk_size=4
+        square, Param(x=range(6)), tmp_path / "r.pkl", pool_size=2, chunk_size=4
     )
-    assert result == {"x": list(range(6)), "y": [x * x for x in range(6)]}
+    assert as_lists(result) == {"x": list(range(6)), "y": [x * x for x in range(6)]}
+
+
+def test_hdd_backed_default_store_follows_extension(tmp_path):
+    map_pspace_hdd_backed(square, Param(x=[1, 2]), tmp_path / "r.npz")
+    with np.load(tmp_path / "r.npz") as data:
+        assert data["y"].tolist() == [1, 4]
+
+
+def test_hdd_backed_resumes_with_nan_and_array_parameters(tmp_path):
+    path = tmp_path / "r.pkl"
+    # the nan row comes first, so the rerun must match it against the file
+    space = Param(w=np.full((1, 2), np.nan), k=[np.nan]) + Param(
+        w=np.arange(6.0).reshape(3, 2), k=[0.0, 1.0, 2.0]
+    )
+    calls = []
+
+    def fn(w, k):
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return {"s": float(np.nansum(w))}
+
+    with pytest.raises(KeyboardInterrupt):
+        map_pspace_hdd_backed(fn, space, path, chunk_size=1)
+    calls.clear()
+    map_pspace_hdd_backed(fn, space, path)
+    assert calls == [1.0, 2.0]  # the interrupted row and the last one
+    assert PickleStore().count(path) == 4
