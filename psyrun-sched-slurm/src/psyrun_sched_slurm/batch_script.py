@@ -18,7 +18,9 @@ from psyrun.scheduler.base import ARRAY_INDEX
 
 def quote_with_index(word: str) -> str:
     """``word`` quoted for bash, with :data:`ARRAY_INDEX` turned into ``"$index"``."""
-    return '"$index"'.join(shlex.quote(part) for part in word.split(ARRAY_INDEX))
+    if ARRAY_INDEX not in word:
+        return shlex.quote(word)
+    return '"$index"'.join(shlex.quote(part) if part else "" for part in word.split(ARRAY_INDEX))
 
 
 def render(argv: Sequence[str], *, name: str, exits: Path, output: Path | None) -> str:
