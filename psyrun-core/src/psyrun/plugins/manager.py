@@ -148,7 +148,11 @@ class PsyrunPluginManager(pluggy.PluginManager):
 
     def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
         seen = set()
-        for ep in metadata.entry_points(group=group):
+        # A fixed order (by distribution, then entry point) keeps messages and
+        # `psy plugins` the same from run to run, whatever sys.path holds.
+        found = sorted(metadata.entry_points(group=group),
+                       key=lambda ep: (getattr(getattr(ep, "dist", None), "name", ""), ep.name))
+        for ep in found:
             dist = getattr(ep, "dist", None)
             source = Source(
                 dist.name if dist is not None else "unknown",
