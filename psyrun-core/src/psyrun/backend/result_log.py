@@ -66,9 +66,9 @@ class ResultLog:
         """Record that item ``position`` produced ``row`` (parameters and outputs)."""
         self._write({"position": position, "row": row})
 
-    def add_failure(self, position: int, params: dict[str, Any], error: str) -> None:
-        """Record that item ``position`` raised; ``error`` is the traceback."""
-        self._write({"position": position, "failed": {"params": params, "error": error}})
+    def add_failure(self, position: int, failure: dict[str, Any]) -> None:
+        """Record that item ``position`` raised: its ``params``, ``error`` and ``traceback``."""
+        self._write({"position": position, "failed": failure})
 
     def close(self) -> None:
         if self._fd is not None:
