@@ -68,13 +68,16 @@ class Job:
     """One job: a single run of the worker for ``name``.
 
     ``scheduler_args`` are passed to the scheduler (values that are callables
-    of the full job name ``<task>:<job>`` are evaluated by the runner).
+    of the full job name ``<task>:<job>`` are evaluated by the runner), with
+    ``n_cpus`` added unless the task set it and the scheduler does not know it.
     """
 
     name: str
     dependencies: tuple[Path, ...] = attrs.field(factory=tuple, converter=_paths)
     targets: tuple[Path, ...] = attrs.field(factory=tuple, converter=_paths)
     scheduler_args: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_dict)
+    #: Processes the job runs at once; passed to the scheduler as ``n_cpus``.
+    n_cpus: int = 1
 
     def is_up_to_date(self) -> bool:
         return is_up_to_date(self.dependencies, self.targets)
@@ -93,6 +96,8 @@ class JobArray:
     dependencies: tuple[Path, ...] = attrs.field(factory=tuple, converter=_paths)
     targets: tuple[Path, ...] = attrs.field(factory=tuple, converter=_paths)
     scheduler_args: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_dict)
+    #: Processes each element runs at once; passed to the scheduler as ``n_cpus``.
+    n_cpus: int = 1
 
     def is_up_to_date(self) -> bool:
         return self.n == 0 or is_up_to_date(self.dependencies, self.targets)

@@ -234,6 +234,8 @@ class TaskDef:
                 "task_<name>.py."
             )
         file_name = validate_task_name(stem[len(TASK_PREFIX):])
+        #: The name in the file name (``task_<name>.py``); the worker loads the task by it.
+        self.file_task_name = file_name
         if conf is None:
             conf = Config.for_taskdir(self.taskdir)
         self.namespace = exec_file(self.path, "psyrun_task_" + file_name)
