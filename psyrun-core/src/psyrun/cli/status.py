@@ -1,0 +1,106 @@
+"""``psy status``: how far each task is."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from psyrun.cli.common import load, short_warnings, taskdir_option, tasks_argument
+
+
+def job_counts(task: Any) -> dict[str, Any]:
+    """Queued and running job units of the task's last ``psy run``, from its scheduler.
+
+    ``None`` counts mean the scheduler cannot be asked (the jobs run inside
+    another ``psy run`` process, or the scheduler failed to answer).
+    """
+    from psyrun.jobrecord import load_record
+    from psyrun.scheduler.base import JobState
+
+    record = load_record(task.taskworkdir)
+    counts: dict[str, Any] = {"queued": 0, "running": 0, "note": None}
+    if record is None or not record.jobs:
+        return counts
+    if record.in_process:
+        if record.process_alive():
+            counts.update(queued=None, running=None,
+                          note=f"jobs run inside psy run (pid {record.pid})")
+        return counts
+    try:
+        statuses = task.scheduler.status(record.ids)
+    except Exception as exc:  # the cluster may be unreachable: say so, show the rest
+        counts.update(queued=None, running=None,
+                      note=f"cannot ask the scheduler: {type(exc).__name__}: {exc}")
+        return counts
+    for status in statuses.values():
+        for part in status.elements or (status,):
+            if part.state is JobState.QUEUED:
+                counts["queued"] += 1
+            elif part.state is JobState.RUNNING:
+                counts["running"] += 1
+    return counts
+
+
+def _show(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+@click.command()
+@taskdir_option
+@click.option("-v", "--verbose", is_flag=True,
+              help="List the missing and the failed assignments.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@tasks_argument
+@short_warnings
+def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -> None:
+    """Show total, done, queued, running, failed and missing per task.
+
+    Queued and running count jobs (array elements); the others count
+    parameter assignments.
+    """
+    reports = []
+    for task in load(taskdir, tasks):
+        backend = task.create_backend()
+        summary = backend.summary()
+        report: dict[str, Any] = {
+            "task": task.name, "total": summary.total, "done": summary.done,
+            **job_counts(task),
+            "failed": summary.failed, "missing": summary.missing,
+            "results": [os.path.relpath(p) for p in backend.result_files() if p.exists()],
+        }
+        if verbose:
+            report["missing_assignments"] = list(backend.get_missing().iterate())
+            report["failed_assignments"] = [
+                {"params": f.params, "error": f.error, "traceback": f.traceback}
+                for f in backend.get_failed()]
+        reports.append(report)
+    if as_json:
+        click.echo(json.dumps(reports, indent=1, default=repr))
+        return
+    for report in reports:
+        click.echo(
+            f"{report['task']}: {report['total']} total, {report['done']} done, "
+            f"{_show(report['queued'])} queued, {_show(report['running'])} running, "
+            f"{report['failed']} failed, {report['missing']} missing")
+        if report["note"]:
+            click.echo(f"  ({report['note']})")
+        for path in report["results"]:
+            click.echo(f"  results: {path}")
+        if verbose:
+            if report["missing_assignments"]:
+                click.echo("  missing:")
+                for params in report["missing_assignments"]:
+                    click.echo(f"    {_params(params)}")
+            if report["failed_assignments"]:
+                click.echo("  failed:")
+                for failure in report["failed_assignments"]:
+                    click.echo(f"    {_params(failure['params'])}: {failure['error']}")
+                    for line in failure["traceback"].rstrip().splitlines():
+                        click.echo(f"      {line}")
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
