@@ -1,0 +1,1 @@
+"""psyrun-plugin-example: a JSON-lines store registered as a psyrun plugin."""
