@@ -22,6 +22,8 @@ import attrs
 from psyrun.scheduler.base import JobState
 
 _TOKEN = re.compile(r"\S+")
+# State codes are one or two letters, with a star for a job waiting on others.
+_STATE_CODE = re.compile(r"^\*?[A-Za-z]{1,2}$")
 
 
 @attrs.frozen
@@ -113,9 +115,9 @@ def parse_sqjobs(text: str) -> dict[str, SqjobsRow]:
         tokens = list(_TOKEN.finditer(line))
         if not tokens or not tokens[0].group().isdigit():
             continue  # blank lines, summaries ("2460 CPUs total, ...") have no job id
-        if tokens[0].group() and len(tokens) > 1 and tokens[1].group().startswith("CPUs"):
-            continue
         state = _cell(tokens, *state_span) if state_span else None
+        if state is None or not _STATE_CODE.match(state):
+            continue  # "0 reserved cpus" and the like
         user = _cell(tokens, *user_span) if user_span else None
         rest = [t for t in tokens if t.end() > last_start]
         name = line[rest[0].start():].strip() if rest and len(columns) > 1 else None
