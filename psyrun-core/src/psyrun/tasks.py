@@ -4,31 +4,31 @@ A task file is plain Python.  Its module-level variables are the task's
 settings; ``psy-conf.py`` in the same directory sets defaults for every task
 there; psyrun's defaults (:class:`Config`) fill in the rest:
 
-=====================  =======================================================
-``pspace``             the parameter space (required)
-``execute``            ``execute(**params) -> dict`` (required)
-``setup``              ``setup(proc_id) -> dict`` called once per worker process;
-                       the dict is passed as extra keyword arguments to ``execute``
-``store``              the file format of inputs, outputs and the result: a name
-                       (``"pickle"``, ``"npz"``, ``"h5"``), a class or an instance
-``backend``            how the task is cut into jobs: a name (``"distribute"``,
-                       ``"load-balancing"``) or a class
-``scheduler``          what runs the jobs: a name (``"immediate"``, ``"slurm"``),
-                       a class or an instance
-``scheduler_args``     dict passed to the scheduler; values may be callables of
-                       the job name ``<task>:<job>``
-``max_jobs``           at most this many parallel jobs (default 100)
-``min_items``          at least this many assignments per job (default 1)
-``pool_size``          processes per job (default 1)
-``workdir``            where psyrun keeps its files (default ``psy-work``,
-                       relative to the current directory)
-``resultfile``         the merged result (default ``<workdir>/<name>/result<ext>``)
-``file_dep``           further files the task depends on (rerun when they change)
-``exclude_from_result`` output keys left out of the result file
-``python``             the interpreter that runs the jobs (default: this one)
-``overwrite_dirty``    rerun over results of an older task definition (default True)
-``name``               the task's name (default: from the file name)
-=====================  =======================================================
+=======================  =======================================================
+``pspace``               the parameter space (required)
+``execute``              ``execute(**params) -> dict`` (required)
+``setup``                ``setup(proc_id) -> dict`` called once per worker process;
+                         the dict is passed as extra keyword arguments to ``execute``
+``store``                the file format of inputs, outputs and the result: a name
+                         (``"pickle"``, ``"npz"``, ``"h5"``), a class or an instance
+``backend``              how the task is cut into jobs: a name (``"distribute"``,
+                         ``"load-balancing"``) or a class
+``scheduler``            what runs the jobs: a name (``"immediate"``, ``"slurm"``),
+                         a class or an instance
+``scheduler_args``       dict passed to the scheduler; values may be callables of
+                         the job name ``<task>:<job>``
+``max_jobs``             at most this many parallel jobs (default 100)
+``min_items``            at least this many assignments per job (default 1)
+``pool_size``            processes per job (default 1)
+``workdir``              where psyrun keeps its files (default ``psy-work``,
+                         relative to the current directory)
+``resultfile``           the merged result (default ``<workdir>/<name>/result<ext>``)
+``file_dep``             further files the task depends on (rerun when they change)
+``exclude_from_result``  output keys left out of the result file
+``python``               the interpreter that runs the jobs (default: this one)
+``overwrite_dirty``      rerun over results of an older task definition (default True)
+``name``                 the task's name (default: from the file name)
+=======================  =======================================================
 
 Plugin settings given by name are looked up through the plugin manager, so a
 missing plugin is reported with the command that installs it.  Every problem
