@@ -43,7 +43,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the docs and run their doctests, the seed guide's included."""
+    """Build the docs and run their doctests (the seed guide runs in ``tests``)."""
     install_psyrun(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
@@ -52,8 +52,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def packaging(session: nox.Session) -> None:
-    """Build the wheels and check that plugins are found when installed from them."""
-    session.install("build", "pytest")
+    """Build the wheels and check that plugins are found when installed from them.
+
+    The test builds and installs with uv when it is on PATH, else with pip.
+    """
+    session.install("pytest")
     session.run("pytest", "tests/packaging", "-p", "no:cacheprovider")
 
 
