@@ -48,8 +48,8 @@ from pprint import pprint
 
 # --------------------------------------------------------------------------
 # API pages of modules that are not written yet are left out instead of
-# failing the build: each page under api/ names its module in a first-line
-# comment ``.. module-required: psyrun.x``.  A page whose module exists but
+# failing the build: each page under api/ names the modules it needs in
+# comments ``.. module-required: psyrun.x``.  A page whose modules exist but
 # fails to import still fails the build, as it should.
 _REQUIRED = re.compile(r"^\.\. module-required: (\S+)", re.MULTILINE)
 
