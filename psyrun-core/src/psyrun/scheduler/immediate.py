@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ CLUSTER_ARGS = frozenset({
     "sockets_per_node", "partition", "account", "qos", "constraint", "gres",
     "exclusive", "mail_user", "mail_type",
 })
+
+# Windows has no SIGKILL; there, terminating is already final.
+_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
 
 # Exit codes a shell reports for a command it cannot run; used for the same cases.
 _EXIT_NOT_FOUND = 127
@@ -84,14 +88,18 @@ class _Element:
         self.kill_deadline = 0.0
 
     def status(self) -> JobStatus:
+        reason = self.reason
+        if reason is None and self.state is JobState.QUEUED:
+            reason = self.submission.wait_reason
         return JobStatus(self.id, self.state, name=self.submission.name,
-                         exit_code=self.exit_code, log=self.output, reason=self.reason)
+                         exit_code=self.exit_code, log=self.output, reason=reason)
 
 
 class _Submission:
     """What one call of ``submit`` or ``submit_array`` asked for."""
 
-    __slots__ = ("depends_on", "elements", "id", "is_array", "name")
+    __slots__ = ("depends_on", "elements", "first_bad", "id", "is_array", "name", "pending",
+                 "unfinished", "wait_reason")
 
     def __init__(self, job_id: str, name: str, depends_on: list[str], is_array: bool) -> None:
         self.id = job_id
@@ -99,10 +107,18 @@ class _Submission:
         self.depends_on = depends_on
         self.is_array = is_array
         self.elements: list[_Element] = []
+        #: Queued elements in index order; they start from the left.
+        self.pending: deque[_Element] = deque()
+        #: Why the queued elements wait (shared, so a pass over the queue is
+        #: cheap however many elements wait).
+        self.wait_reason: str | None = None
+        # Kept up to date by the scheduler, so dependencies are checked in O(1).
+        self.unfinished = 0
+        self.first_bad: _Element | None = None  # the first element failed or cancelled
 
     @property
     def finished(self) -> bool:
-        return all(e.state.finished for e in self.elements)
+        return self.unfinished == 0
 
     def status(self) -> JobStatus:
         if not self.is_array:
@@ -170,7 +186,7 @@ class ImmediateRun(Scheduler):
         self._work = threading.Condition(self._lock)     # wakes the dispatcher
         self._changed = threading.Condition(self._lock)  # wakes wait()
         self._submissions: dict[str, _Submission] = {}
-        self._queue: list[_Element] = []     # queued elements, in submission order
+        self._queue: list[_Submission] = []  # those with queued elements, in submission order
         self._running: list[_Element] = []
         self._busy = 0                       # cores held by running elements
         self._next_id = 1
@@ -236,7 +252,10 @@ class ImmediateRun(Scheduler):
                     sub, f"{job_id}_{i}", [a.replace(ARRAY_INDEX, str(i)) for a in argv],
                     Path(output_template.replace(ARRAY_INDEX, str(i))), n_cpus, cwd))
             self._submissions[job_id] = sub
-            self._queue.extend(sub.elements)
+            sub.pending.extend(sub.elements)
+            sub.unfinished = len(sub.elements)
+            if sub.pending:
+                self._queue.append(sub)
             self._ensure_dispatcher()
             self._work.notify_all()
             self._changed.notify_all()
@@ -293,7 +312,8 @@ class ImmediateRun(Scheduler):
             for job_id in ids:
                 for element in self._lookup(job_id) or ():
                     if element.state is JobState.QUEUED:
-                        self._cancel_queued(element, "killed before it started")
+                        self._settle_queued(element, JobState.CANCELLED,
+                                            "killed before it started")
                     elif element.state is JobState.RUNNING:
                         self._terminate(element)
             self._work.notify_all()
@@ -326,21 +346,24 @@ class ImmediateRun(Scheduler):
                     pause = min(pause, deadline - time.monotonic())
                     if pause <= 0:
                         return statuses
+                # Sleep until every job finished or the pause is over: building
+                # statuses on every change would cost O(elements) each time.
                 with self._lock:
-                    if self._unchanged(statuses):
-                        self._changed.wait(pause)
+                    self._changed.wait_for(lambda: self._all_finished(ids), pause)
         except KeyboardInterrupt:
             self.shutdown()
             raise
 
-    def _unchanged(self, statuses: Mapping[str, JobStatus]) -> bool:
-        """True if no job in ``statuses`` changed state since (lock held)."""
-        for job_id, old in statuses.items():
+    def _all_finished(self, ids: list[str]) -> bool:
+        """True if every id in ``ids`` has finished; never for an unknown id (lock held)."""
+        for job_id in ids:
             sub = self._submissions.get(job_id)
-            if sub is None:
+            if sub is not None:
+                if sub.unfinished:
+                    return False
                 continue
-            if any(e.state is not o.state for e, o in
-                   zip(sub.elements, old.elements or (old,))):
+            elements = self._lookup(job_id)
+            if elements is None or not elements[0].state.finished:
                 return False
         return True
 
@@ -351,8 +374,7 @@ class ImmediateRun(Scheduler):
         (default :attr:`kill_grace`).  Called at interpreter exit.
         """
         with self._lock:
-            for element in list(self._queue):
-                self._cancel_queued(element, "psyrun stopped before the job started")
+            self._cancel_all_queued("psyrun stopped before the job started")
             running = list(self._running)
             for element in running:
                 self._terminate(element, grace)
@@ -362,7 +384,7 @@ class ImmediateRun(Scheduler):
             try:
                 element.process.wait(max(0.0, element.kill_deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._signal(element, signal.SIGKILL)
+                self._signal(element, _SIGKILL)
                 element.process.wait()
         with self._lock:
             self._reap()
@@ -416,9 +438,8 @@ class ImmediateRun(Scheduler):
                     while self._advance_queue():
                         pass  # a job that failed to start may cancel its dependents
                 except Exception as exc:  # never die with jobs left: fail them instead
-                    for element in list(self._queue):
-                        self._cancel_queued(element, f"psyrun's dispatcher failed: {exc!r}",
-                                            state=JobState.FAILED)
+                    self._cancel_all_queued(f"psyrun's dispatcher failed: {exc!r}",
+                                            JobState.FAILED)
                 self._changed.notify_all()
                 if not self._queue and not self._running:
                     self._thread = None
@@ -446,68 +467,77 @@ class ImmediateRun(Scheduler):
         self._running.remove(element)
         self._busy -= element.n_cpus
         # Like a cluster at the end of a job: nothing the job started outlives it.
-        self._signal_group(element, signal.SIGKILL)
+        self._signal_group(element, _SIGKILL)
         element.exit_code = code if code >= 0 else 128 - code
         if element.killed:
-            element.state = JobState.CANCELLED
-            element.reason = "killed"
+            self._settle(element, JobState.CANCELLED, "killed")
         elif code == 0:
-            element.state, element.reason = JobState.COMPLETED, None
+            self._settle(element, JobState.COMPLETED, None)
         else:
-            element.state = JobState.FAILED
-            element.reason = (f"exit code {code}" if code > 0 else
-                              f"terminated by signal {_signal_name(-code)}")
+            self._settle(element, JobState.FAILED,
+                         f"exit code {code}" if code > 0 else
+                         f"terminated by signal {_signal_name(-code)}")
 
     def _escalate_kills(self) -> None:
         now = time.monotonic()
         for element in self._running:
             if element.killed and not element.sigkilled and now >= element.kill_deadline:
                 element.sigkilled = True
-                self._signal(element, signal.SIGKILL)
+                self._signal(element, _SIGKILL)
 
     def _advance_queue(self) -> bool:
         """Start or cancel what can be; True if a job finished without running."""
         ended = False
-        verdicts: dict[str, str | None] = {}  # submission id -> blocker or None if ready
-        waiting_for_cores = False
-        for element in list(self._queue):
-            sub = element.submission
-            if sub.id not in verdicts:
-                verdicts[sub.id] = self._dependency_verdict(sub)
-            verdict = verdicts[sub.id]
+        cores_reason = None  # set once a ready job does not fit: no overtaking after it
+        for sub in list(self._queue):
+            verdict = self._dependency_verdict(sub)
             if verdict == "wait":
-                element.reason = "waiting for dependencies"
-            elif verdict is not None:
-                self._cancel_queued(element, verdict)
+                sub.wait_reason = "waiting for dependencies"
+                continue
+            if verdict is not None:
+                while sub.pending:
+                    self._settle_queued(sub.pending[0], JobState.CANCELLED, verdict)
                 ended = True
-            elif waiting_for_cores or (self._busy and self._busy + element.n_cpus > self.cores):
-                waiting_for_cores = True  # first come, first served: no overtaking
-                element.reason = f"waiting for cores ({self._busy} of {self.cores} busy)"
-            else:
+                continue
+            while sub.pending and cores_reason is None:
+                element = sub.pending[0]
+                if self._busy and self._busy + element.n_cpus > self.cores:
+                    cores_reason = f"waiting for cores ({self._busy} of {self.cores} busy)"
+                    break
+                sub.pending.popleft()
                 self._start(element)
                 ended = ended or element.state.finished
+            if sub.pending:
+                sub.wait_reason = cores_reason
+            else:
+                self._queue.remove(sub)
         return ended
 
     def _dependency_verdict(self, sub: _Submission) -> str | None:
         """None if every dependency completed, "wait", or why the job cannot run."""
         waiting = False
         for dep_id in sub.depends_on:
-            for dep in self._lookup(dep_id) or ():
-                if dep.state in (JobState.FAILED, JobState.CANCELLED):
-                    return f"dependency {dep.id} {dep.state.value}"
-                if dep.state is not JobState.COMPLETED:
-                    waiting = True
+            dep = self._submissions.get(dep_id)
+            if dep is not None:
+                bad, unfinished = dep.first_bad, dep.unfinished
+            else:  # one element of an array
+                element = (self._lookup(dep_id) or [None])[0]
+                assert element is not None  # checked at submission
+                bad = element if element.state in _BAD else None
+                unfinished = not element.state.finished
+            if bad is not None:
+                return f"dependency {bad.id} {bad.state.value}"
+            waiting = waiting or bool(unfinished)
         return "wait" if waiting else None
 
     def _start(self, element: _Element) -> None:
-        self._queue.remove(element)
         name = element.submission.name
         try:
             element.output.parent.mkdir(parents=True, exist_ok=True)
             log = open(element.output, "wb")  # noqa: SIM115 - closed below, once the child has it
         except OSError as exc:
-            element.state = JobState.FAILED
-            element.reason = f"cannot open the output file {element.output}: {exc}"
+            self._settle(element, JobState.FAILED,
+                         f"cannot open the output file {element.output}: {exc}")
             return
         with log:
             try:
@@ -517,11 +547,11 @@ class ImmediateRun(Scheduler):
             except Exception as exc:  # FileNotFoundError, PermissionError, bad arguments
                 message = f"psyrun: cannot start job {name!r} ({element.argv[0]}): {exc}"
                 log.write(message.encode() + b"\n")
-                element.state, element.reason = JobState.FAILED, message
                 if isinstance(exc, FileNotFoundError):
                     element.exit_code = _EXIT_NOT_FOUND
                 elif isinstance(exc, PermissionError):
                     element.exit_code = _EXIT_NOT_EXECUTABLE
+                self._settle(element, JobState.FAILED, message)
                 return
         element.process = process
         element.state, element.reason = JobState.RUNNING, None
@@ -530,10 +560,25 @@ class ImmediateRun(Scheduler):
         threading.Thread(target=_watch, args=(process, self._work), daemon=True,
                          name=f"psyrun-immediate-watch-{element.id}").start()
 
-    def _cancel_queued(self, element: _Element, reason: str,
-                       state: JobState = JobState.CANCELLED) -> None:
-        self._queue.remove(element)
+    def _settle(self, element: _Element, state: JobState, reason: str | None) -> None:
+        """Give ``element`` its final state; the one way a job finishes."""
         element.state, element.reason = state, reason
+        sub = element.submission
+        sub.unfinished -= 1
+        if state in _BAD and sub.first_bad is None:
+            sub.first_bad = element
+
+    def _settle_queued(self, element: _Element, state: JobState, reason: str) -> None:
+        sub = element.submission
+        sub.pending.remove(element)
+        if not sub.pending and sub in self._queue:
+            self._queue.remove(sub)
+        self._settle(element, state, reason)
+
+    def _cancel_all_queued(self, reason: str, state: JobState = JobState.CANCELLED) -> None:
+        for sub in list(self._queue):
+            while sub.pending:
+                self._settle_queued(sub.pending[0], state, reason)
 
     def _terminate(self, element: _Element, grace: float | None = None) -> None:
         if element.killed:
@@ -555,6 +600,8 @@ class ImmediateRun(Scheduler):
     @staticmethod
     def _signal_group(element: _Element, sig: int) -> None:
         assert element.process is not None
+        if not hasattr(os, "killpg"):  # Windows: no process groups to signal
+            return
         try:
             # The job leads its own session, so its pid is the group's id.
             os.killpg(element.process.pid, sig)
@@ -581,6 +628,8 @@ def _plugin_args() -> frozenset[str]:
     except Exception:  # a broken plugin must not stop a local run
         return frozenset()
 
+
+_BAD = (JobState.FAILED, JobState.CANCELLED)
 
 _instances: weakref.WeakSet[ImmediateRun] = weakref.WeakSet()
 
