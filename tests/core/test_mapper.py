@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 from psyrun.exceptions import (
     AmbiguousOperationError,
     IneffectiveExcludeWarning,
@@ -205,3 +204,31 @@ def test_hdd_backed_resumes_with_nan_and_array_parameters(tmp_path):
     map_pspace_hdd_backed(fn, space, path)
     assert calls == [1.0, 2.0]  # the interrupted row and the last one
     assert PickleStore().count(path) == 4
+
+
+def reordered(b, a, c=100):
+    return {"r": (a, b, c)}
+
+
+def keyword_only(*, a, b):
+    return {"r": (a, b, None)}
+
+
+def with_kwargs(**params):
+    return {"r": (params["a"], params["b"], len(params))}
+
+
+@pytest.mark.parametrize(
+    ("fn", "third"), [(reordered, 100), (keyword_only, None), (with_kwargs, 2)]
+)
+def test_parameters_reach_the_right_arguments(fn, third):
+    result = map_pspace(fn, Param(a=[1, 2], b=["x", "y"]))
+    assert result["r"] == [(1, "x", third), (2, "y", third)]
+
+
+def test_parameter_space_key_not_first_positional_goes_by_keyword():
+    def fn(c, a, b=0):
+        return {"r": (a, b, c)}
+
+    result = map_pspace(fn, Param(a=[1], c=[3]))
+    assert result["r"] == [(1, 0, 3)]

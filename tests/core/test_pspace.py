@@ -6,9 +6,8 @@ import math
 import pickle
 
 import numpy as np
-import pytest
-
 import psyrun
+import pytest
 from psyrun.exceptions import (
     AmbiguousOperationError,
     InvalidParameterValueError,
@@ -142,7 +141,7 @@ def test_product_of_three_iterates_like_build():
 
 def test_product_chunks_match_build():
     p = Param(a=range(7)) * Param(b=range(5)) * Param(c=range(3))
-    chunks = list(p._chunks(10))
+    chunks = list(p.chunks(10))
     assert all(len(c["a"]) <= 10 for c in chunks)
     joined = {k: [v for c in chunks for v in c[k]] for k in p.keys()}
     assert joined == p.build()
@@ -200,7 +199,7 @@ def test_sum_fills_missing_keys_with_nan():
 
 def test_sum_chunks_fill_nan():
     p = Param(a=[1, 2, 3]) + Param(b=[4])
-    chunks = list(p._chunks(2))
+    chunks = list(p.chunks(2))
     assert [len(c["a"]) for c in chunks] == [2, 1, 1]
     assert math.isnan(chunks[-1]["a"][0]) and chunks[-1]["b"] == [4]
 

@@ -7,7 +7,6 @@ import math
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from psyrun.pspace import Param, missing
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -167,7 +166,7 @@ def test_iterate_and_chunks_agree_with_build(factors, chunk):
         assert [tuple(canon(r[k]) for k in space.keys()) for r in space.iterate()] == [
             tuple(canon(v) for v in values) for values in zip(*(built[k] for k in space.keys()))
         ]
-        chunks = list(space._chunks(chunk))
+        chunks = list(space.chunks(chunk))
         joined = {k: [v for ch in chunks for v in ch[k]] for k in space.keys()}
         assert {k: [canon(v) for v in col] for k, col in joined.items()} == {
             k: [canon(v) for v in col] for k, col in built.items()

@@ -10,8 +10,10 @@ file as it goes so that an interrupted run can be resumed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -31,75 +33,132 @@ Result = dict[str, list[Any]]
 NAN = float("nan")
 
 
-class _Collector:
-    """Appends rows of parameters and outputs to columns, filling gaps with nan."""
+_ABSENT = object()  # fill of an output column that shares its name with a parameter
 
-    def __init__(self, exclude: Iterable[str] | None = None) -> None:
+
+class _Outputs:
+    """The outputs of the mapped function, collected column by column.
+
+    Rows that lack an output get ``nan`` there.  While every row returns the
+    same keys, values are appended in a tight loop (see :func:`_collect`).
+    """
+
+    def __init__(self, param_keys: Iterable[str]) -> None:
+        self.param_keys = frozenset(param_keys)
         self.columns: Result = {}
+        self.fills: dict[str, Any] = {}
         self.n_rows = 0
-        self._exclude = frozenset(exclude or ())
-        self._excluded_seen: set[str] = set()
-        # While every row has these parameter and output keys (disjoint, none
-        # excluded), values are appended without building a merged dict.
-        self._fast_params: Any = None
-        self._fast_outputs: Any = None
+        #: the key set of the last row, if it equals the set of all columns
+        self.fast_keys: Any = None
 
-    def add(self, params: Mapping[str, Any], outputs: Any) -> None:
-        columns = self.columns
-        if (
-            self._fast_params is not None
-            and type(outputs) is dict
-            and params.keys() == self._fast_params
-            and outputs.keys() == self._fast_outputs
-        ):
-            for key, value in params.items():
-                columns[key].append(value)
-            for key, value in outputs.items():
-                columns[key].append(value)
-            self.n_rows += 1
-            return
+    def add(self, outputs: Any) -> None:
+        """Append one row (any keys), checking that it is a dict."""
         if not isinstance(outputs, Mapping):
             raise InvalidResultError(
                 f"The mapped function returned a {type(outputs).__name__}, not a dict, for "
-                f"the parameters {dict(params)!r}. Return a dict of output names to values, "
-                "e.g. `return {'y': y}`."
+                f"row {self.n_rows} of the parameter space. Return a dict of output names "
+                "to values, e.g. `return {'y': y}`."
             )
-        row = {**params, **outputs}  # an output named like a parameter wins
-        for key in self._exclude.intersection(row):
-            self._excluded_seen.add(key)
-            del row[key]
-        for key in row.keys() - columns.keys():
-            columns[key] = [NAN] * self.n_rows
-        for key, column in columns.items():
-            column.append(row.get(key, NAN))
-        self.n_rows += 1
-        if (
-            not self._exclude.intersection(params.keys() | outputs.keys())
-            and params.keys().isdisjoint(outputs.keys())
-            and len(params) + len(outputs) == len(columns)
-        ):
-            self._fast_params = set(params.keys())
-            self._fast_outputs = set(outputs.keys())
-        else:
-            self._fast_params = self._fast_outputs = None
-
-    def take(self) -> Result:
-        """Return the columns collected so far and start afresh."""
         columns = self.columns
-        self.columns = {}
-        self.n_rows = 0
-        self._fast_params = self._fast_outputs = None
-        return columns
+        for key in outputs.keys() - columns.keys():
+            fill = _ABSENT if key in self.param_keys else NAN
+            self.fills[key] = fill
+            columns[key] = [fill] * self.n_rows
+        for key, column in columns.items():
+            column.append(outputs[key] if key in outputs else self.fills[key])
+        self.n_rows += 1
+        self.fast_keys = set(outputs.keys()) if len(outputs) == len(columns) else None
 
-    def warn_ineffective_exclude(self) -> None:
-        for key in sorted(self._exclude - self._excluded_seen):
-            warnings.warn(
-                IneffectiveExcludeWarning(
-                    f"exclude names `{key}`, which is neither a parameter nor an output; "
-                    "check the spelling or remove it from exclude."
-                ),
-                stacklevel=3,
-            )
+    def merge(self, params: Result, exclude: Iterable[str] | None) -> Result:
+        """Parameters and outputs side by side; an output replaces a parameter it names."""
+        result = dict(params)
+        for key, column in self.columns.items():
+            if key in result and self.fills[key] is _ABSENT:
+                result[key] = [p if o is _ABSENT else o for o, p in zip(column, result[key])]
+            else:
+                result[key] = column
+        for key in exclude or ():
+            result.pop(key, None)
+        return result
+
+
+def _warn_ineffective(exclude: Iterable[str] | None, present: Iterable[str]) -> None:
+    """Warn about each key of ``exclude`` that is in no row of the result."""
+    for key in sorted(set(exclude or ()) - set(present)):
+        warnings.warn(
+            IneffectiveExcludeWarning(
+                f"exclude names `{key}`, which is neither a parameter nor an output; "
+                "check the spelling or remove it from exclude."
+            ),
+            stacklevel=3,
+        )
+
+
+def _collect(outputs: Iterable[Any], collected: _Outputs) -> None:
+    """Append every dict of ``outputs`` to ``collected``.
+
+    If ``outputs`` raises (the mapped function failed), the rows before
+    stay collected.
+    """
+    columns = collected.columns
+
+    def width() -> int:
+        # -1 disables the fast path (also for rows without any output,
+        # whose count could not be read from the column lengths).
+        fast = collected.fast_keys
+        return len(fast) if fast else -1
+
+    def sync() -> None:
+        if columns and collected.fast_keys:
+            collected.n_rows = len(next(iter(columns.values())))
+
+    current = width()
+    try:
+        for row in outputs:
+            # A row as wide as the columns whose keys are all columns has
+            # exactly their keys: no set comparison needed per row.
+            try:
+                if len(row) == current:
+                    for key, value in row.items():
+                        columns[key].append(value)
+                    continue
+            except (KeyError, AttributeError, TypeError):  # new key or not a dict
+                if current > 0:  # undo this row's appends
+                    before = min(len(column) for column in columns.values())
+                    for column in columns.values():
+                        del column[before:]
+            sync()
+            collected.add(row)
+            current = width()
+    finally:
+        sync()
+
+
+def _calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[Any]:
+    """``fn(**row)`` for every row of the columns ``params``, lazily.
+
+    For a plain Python function whose first positional parameters are
+    exactly ``keys``, the rows are passed positionally through
+    ``itertools.starmap``: the same call, without a dict per row.
+    """
+    order = _positional_order(fn, keys)
+    if order is not None:
+        return itertools.starmap(fn, zip(*(params[key] for key in order)))
+    from psyrun.pspace.spaces import rows_of
+
+    return (fn(**row) for row in rows_of(keys, params))
+
+
+def _positional_order(fn: Callable[..., Any], keys: list[str]) -> tuple[str, ...] | None:
+    if type(fn) is not types.FunctionType or hasattr(fn, "__wrapped__") or not keys:
+        return None
+    code = fn.__code__
+    if code.co_posonlyargcount:
+        return None
+    names = code.co_varnames[: code.co_argcount][: len(keys)]
+    if len(names) != len(keys) or set(names) != set(keys):
+        return None
+    return names
 
 
 def map_pspace(
@@ -113,11 +172,13 @@ def map_pspace(
     keys in ``exclude`` are left out (a warning names those that occur
     nowhere).  An output with the name of a parameter replaces its value.
     """
-    collector = _Collector(exclude)
-    for params in pspace.iterate():
-        collector.add(params, fn(**params))
-    collector.warn_ineffective_exclude()
-    return _with_keys(collector.take(), pspace, exclude)
+    # The result holds every parameter anyway, so the space is built once
+    # and the rows are read from the built columns.
+    params = pspace.build()
+    outputs = _Outputs(params)
+    _collect(_calls(fn, pspace.keys(), params), outputs)
+    _warn_ineffective(exclude, [*params, *outputs.columns])
+    return outputs.merge(params, exclude)
 
 
 def map_pspace_parallel(
@@ -133,27 +194,22 @@ def map_pspace_parallel(
     based backends.  ``n_jobs=-1`` uses every core; ``backend`` is any joblib
     backend name (None: joblib's default, loky).
     """
-    collector = _Collector(exclude)
-    for params, outputs in _parallel_results(fn, pspace.iterate(), n_jobs, backend):
-        collector.add(params, outputs)
-    collector.warn_ineffective_exclude()
-    return _with_keys(collector.take(), pspace, exclude)
-
-
-def _parallel_results(
-    fn: Callable[..., Mapping[str, Any]],
-    rows: Iterator[dict[str, Any]],
-    n_jobs: int,
-    backend: str | None,
-) -> Iterator[tuple[dict[str, Any], Any]]:
-    """Pairs of (parameters, outputs) in row order, computed by joblib."""
     import joblib
 
-    # joblib reads ahead only pre_dispatch tasks, so the tee buffer stays small.
-    to_workers, to_caller = itertools.tee(rows)
-    parallel = joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")
-    outputs = parallel(joblib.delayed(_call)(fn, params) for params in to_workers)
-    return zip(to_caller, outputs)
+    from psyrun.pspace.spaces import rows_of
+
+    params = pspace.build()
+    outputs = _Outputs(params)
+    with joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator") as parallel:
+        _collect(_evaluate_in(parallel, fn, rows_of(pspace.keys(), params)), outputs)
+    _warn_ineffective(exclude, [*params, *outputs.columns])
+    return outputs.merge(params, exclude)
+
+
+def _evaluate_in(parallel: Any, fn: Callable[..., Any], rows: Iterable[dict[str, Any]]) -> Any:
+    import joblib
+
+    return parallel(joblib.delayed(_call)(fn, row) for row in rows)
 
 
 def _call(fn: Callable[..., Mapping[str, Any]], params: dict[str, Any]) -> Any:
@@ -172,17 +228,19 @@ def map_pspace_hdd_backed(
 ) -> Result | None:
     """Evaluate ``fn`` on ``pspace`` and append the results to ``filename``.
 
-    Results are appended every ``chunk_size`` rows (and when an error or an
-    interrupt stops the run), so a crash loses at most one chunk.  If
-    ``filename`` already holds results, only the rows of ``pspace`` missing
-    from it are evaluated: running the same call again resumes the work.
-    ``store`` defaults to the store that matches the file extension.
-    ``pool_size > 1`` evaluates rows in that many processes (joblib).
+    Results are appended every ``chunk_size`` rows (and, for the rows
+    finished so far, when an error or an interrupt stops the run), so a
+    crash loses at most the row being evaluated.  If ``filename`` already
+    holds results, only the rows of ``pspace`` missing from it are evaluated:
+    running the same call again resumes the work.  ``store`` defaults to the
+    store that matches the file extension.  ``pool_size > 1`` evaluates rows
+    in that many processes (joblib; ``fn`` must be picklable).
 
     Returns the whole file's content (earlier rows included) unless
     ``return_data`` is false.
     """
     from psyrun.pspace import Param, missing
+    from psyrun.pspace.spaces import rows_of
 
     if store is None:
         store = _default_store()
@@ -199,27 +257,35 @@ def map_pspace_hdd_backed(
             )
         todo = missing(pspace, Param(**{key: done[key] for key in pspace.keys()}))
 
-    collector = _Collector(exclude)
-    if pool_size > 1:
-        results: Iterable[tuple[dict[str, Any], Any]] = _parallel_results(
-            fn, todo.iterate(), pool_size, None
-        )
-    else:
-        results = ((params, fn(**params)) for params in todo.iterate())
-    try:
-        for params, outputs in results:
-            collector.add(params, outputs)
-            if collector.n_rows >= chunk_size:
-                store.append(path, collector.take())
-    finally:
-        # Keep what was finished even when fn raised or the run was interrupted.
-        if collector.n_rows:
-            store.append(path, collector.take())
-    collector.warn_ineffective_exclude()
+    keys = pspace.keys()
+    present = set(keys)
+    with contextlib.ExitStack() as stack:
+        if pool_size > 1:
+            import joblib
+
+            parallel = stack.enter_context(joblib.Parallel(n_jobs=pool_size, return_as="generator"))
+        for params in todo.chunks(chunk_size):
+            outputs = _Outputs(params)
+            evaluated = (
+                _evaluate_in(parallel, fn, rows_of(keys, params))
+                if pool_size > 1
+                else _calls(fn, keys, params)
+            )
+            try:
+                _collect(evaluated, outputs)
+            finally:
+                # Keep what was finished even when fn raised or the run was
+                # interrupted.
+                if outputs.n_rows:
+                    finished = {k: column[: outputs.n_rows] for k, column in params.items()}
+                    store.append(path, outputs.merge(finished, exclude))
+            present.update(outputs.columns)
+    _warn_ineffective(exclude, present)
     if not return_data:
         return None
     if not path.exists():
-        return _with_keys({}, pspace, exclude)
+        skipped = set(exclude or ())
+        return {key: [] for key in keys if key not in skipped}
     return store.load(path)
 
 
@@ -228,11 +294,3 @@ def _default_store() -> Store:
 
     chooser = getattr(stores, "AutodetectStore", None) or stores.DefaultStore
     return chooser()
-
-
-def _with_keys(result: Result, pspace: ParameterSpace, exclude: Iterable[str] | None) -> Result:
-    """Give an empty result the parameter columns, so it is never just ``{}``."""
-    if result:
-        return result
-    skipped = set(exclude or ())
-    return {key: [] for key in pspace.keys() if key not in skipped}

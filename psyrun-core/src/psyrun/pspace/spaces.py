@@ -5,9 +5,10 @@ Every space is a lazy description: nothing is expanded until ``build()``,
 (the first factor of a product varies slowest), so ``build()`` and
 ``iterate()`` always agree.
 
-Internally each space can also stream its rows as *chunks*: dicts of
-columns of at most a given number of rows.  Differences use them to hash and
-filter many rows at a time without materialising the space.
+Each space can also stream its rows as *chunks* (``chunks(size)``): dicts of
+columns of at most ``size`` rows.  Differences use them to hash and filter
+many rows at a time without materialising the space; the mapper uses them to
+write results in pieces.
 """
 
 from __future__ import annotations
@@ -55,13 +56,16 @@ class ParameterSpace(abc.ABC):
         """Yield one dict per row without building the whole space."""
 
     @abc.abstractmethod
-    def _chunks(self, size: int) -> Iterator[Columns]:
-        """Yield the rows as dicts of columns of at most ``size`` rows each."""
+    def chunks(self, size: int) -> Iterator[Columns]:
+        """Yield the rows as dicts of lists (like ``build()``) of at most ``size`` rows each.
+
+        No chunk is empty; together they hold the rows in ``iterate()`` order.
+        """
 
     def build(self) -> dict[str, list[Any]]:
         """All rows as a dict of lists, one list per parameter."""
         result: Columns = {key: [] for key in self._keys}
-        for chunk in self._chunks(CHUNK_ROWS * 8):
+        for chunk in self.chunks(CHUNK_ROWS * 8):
             for key, column in result.items():
                 column.extend(chunk[key])
         return result
@@ -110,8 +114,8 @@ class ParameterSpace(abc.ABC):
         return repr(self)
 
 
-def _rows(keys: Sequence[str], columns: Columns) -> Iterator[dict[str, Any]]:
-    """Row dicts from a dict of columns (the loop runs in C)."""
+def rows_of(keys: Sequence[str], columns: Columns) -> Iterator[dict[str, Any]]:
+    """One dict per row of ``columns`` (a dict of equally long lists), over ``keys``."""
     if len(keys) == 1:
         key = keys[0]
         return ({key: value} for value in columns[key])
@@ -157,12 +161,12 @@ class Param(ParameterSpace):
     def iterate(self) -> Iterator[dict[str, Any]]:
         if not self._keys:
             return iter(())
-        return _rows(self._keys, self._columns)
+        return rows_of(self._keys, self._columns)
 
     def build(self) -> dict[str, list[Any]]:
         return {key: list(column) for key, column in self._columns.items()}
 
-    def _chunks(self, size: int) -> Iterator[Columns]:
+    def chunks(self, size: int) -> Iterator[Columns]:
         for start in range(0, self._length, size):
             yield {key: column[start : start + size] for key, column in self._columns.items()}
 
@@ -255,7 +259,7 @@ class Product(ParameterSpace):
             outer *= n
         return result
 
-    def _chunks(self, size: int) -> Iterator[Columns]:
+    def chunks(self, size: int) -> Iterator[Columns]:
         import numpy as np
 
         total = len(self)
@@ -317,9 +321,9 @@ class Sum(ParameterSpace):
             self._extend(result, space.build(), len(space))
         return result
 
-    def _chunks(self, size: int) -> Iterator[Columns]:
+    def chunks(self, size: int) -> Iterator[Columns]:
         for space in self._parts:
-            for chunk in space._chunks(size):
+            for chunk in space.chunks(size):
                 n = len(next(iter(chunk.values()))) if chunk else 0
                 yield {key: chunk[key] if key in chunk else [NAN] * n for key in self._keys}
 
@@ -372,25 +376,25 @@ class _Filtered(ParameterSpace):
             return set()
         if n_removed <= n_kept:
             drop: set[Any] = set()
-            for chunk in self._removed._chunks(CHUNK_ROWS):
+            for chunk in self._removed.chunks(CHUNK_ROWS):
                 drop.update(self._keys_of(chunk))
             return drop
         # The kept side is smaller: hash it and keep only what also occurs
         # in the removed side, so memory stays bounded by the smaller side.
         mine: set[Any] = set()
-        for chunk in self._kept._chunks(CHUNK_ROWS):
+        for chunk in self._kept.chunks(CHUNK_ROWS):
             mine.update(self._keys_of(chunk))
         found: set[Any] = set()
-        for chunk in self._removed._chunks(CHUNK_ROWS):
+        for chunk in self._removed.chunks(CHUNK_ROWS):
             found.update(mine.intersection(self._keys_of(chunk)))
             if len(found) == len(mine):
                 break
         return found
 
-    def _chunks(self, size: int) -> Iterator[Columns]:
+    def chunks(self, size: int) -> Iterator[Columns]:
         drop = self._drop_set()
         count = 0
-        for chunk in self._kept._chunks(size):
+        for chunk in self._kept.chunks(size):
             if drop:
                 keep = [key not in drop for key in self._keys_of(chunk)]
                 if not all(keep):
@@ -403,12 +407,12 @@ class _Filtered(ParameterSpace):
 
     def __len__(self) -> int:
         if self._length is None:
-            self._length = sum(len(next(iter(c.values()))) for c in self._chunks(CHUNK_ROWS))
+            self._length = sum(len(next(iter(c.values()))) for c in self.chunks(CHUNK_ROWS))
         return self._length
 
     def iterate(self) -> Iterator[dict[str, Any]]:
-        for chunk in self._chunks(CHUNK_ROWS):
-            yield from _rows(self._keys, chunk)
+        for chunk in self.chunks(CHUNK_ROWS):
+            yield from rows_of(self._keys, chunk)
 
     def _dtypes(self) -> dict[str, Any]:
         return self._kept._dtypes()
