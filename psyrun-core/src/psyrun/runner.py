@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from psyrun.exceptions import JobFailedError
+from psyrun.exceptions import JobFailedError, SchedulerArgumentError, TaskDefinitionError
 from psyrun.jobrecord import SubmittedJob, load_record, new_record, save_record
 from psyrun.jobs import Job, JobArray, JobChain, JobGroup, JobNode, iter_jobs
 from psyrun.scheduler.base import ARRAY_INDEX, JobState, JobStatus, evaluate_scheduler_args
@@ -143,7 +143,8 @@ def _last_line(path: Path | None) -> str:
     if path is None:
         return ""
     try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+        lines = [line.strip().removeprefix("Error: ")
+                 for line in path.read_text(errors="replace").splitlines()]
     except OSError:
         return ""
     lines = [line for line in lines if line]
@@ -213,7 +214,11 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
             run.graph = run.task.create_backend().create_job(cont=cont)
             for job in iter_jobs(run.graph):
                 args = job_scheduler_args(run.task, job, run.scheduler)
-                run.scheduler.validate_args(args, full_name(run.task, job))
+                try:
+                    run.scheduler.validate_args(args, full_name(run.task, job))
+                except SchedulerArgumentError as exc:
+                    raise TaskDefinitionError(
+                        f"{os.path.relpath(run.task.path)}: scheduler_args: {exc}") from None
         # 3. submission
         for run in runs:
             assert run.graph is not None
@@ -244,7 +249,7 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
             else:
                 echo(f"{run.task.name}: up to date; results in {results}")
         if problems:
-            raise JobFailedError("jobs failed:\n  " + "\n  ".join(problems))
+            raise JobFailedError(f"{len(problems)} job(s) failed:\n  " + "\n  ".join(problems))
     finally:
         for run in runs:
             run.lock.release()

@@ -60,6 +60,9 @@ class TaskSummary:
     done: int
     failed: int
     missing: int
+    #: Assignments being computed right now, for backends that can tell
+    #: (load-balancing); None where the backend cannot (they count as missing).
+    in_progress: int | None = None
 
 
 class Backend(abc.ABC):
@@ -175,8 +178,10 @@ def evaluate_items(
                     f"execute must return a dict, it returned {type(output).__name__}"
                 )
         except Exception as exc:
-            failures.append(FailedItem(dict(params), f"{type(exc).__name__}: {exc}",
-                                       traceback.format_exc()))
+            # Start the traceback at execute: the frame of this loop is noise.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+            failures.append(FailedItem(dict(params), f"{type(exc).__name__}: {exc}", text))
             continue
         row = dict(params)
         row.update(output)

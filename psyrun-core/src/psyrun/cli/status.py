@@ -61,6 +61,8 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
     Queued and running count jobs (array elements); the others count
     parameter assignments.
     """
+    from psyrun.backend.table import value_key
+
     reports = []
     for task in load(taskdir, tasks):
         backend = task.create_backend()
@@ -69,13 +71,19 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
             "task": task.name, "total": summary.total, "done": summary.done,
             **job_counts(task),
             "failed": summary.failed, "missing": summary.missing,
+            "in_progress": getattr(summary, "in_progress", None),
             "results": [os.path.relpath(p) for p in backend.result_files() if p.exists()],
         }
         if verbose:
-            report["missing_assignments"] = list(backend.get_missing().iterate())
+            failed = backend.get_failed()
+            keys = list(task.pspace.keys())
+            failed_keys = {tuple(value_key(f.params.get(k)) for k in keys) for f in failed}
+            report["missing_assignments"] = [
+                p for p in backend.get_missing().iterate()
+                if tuple(value_key(p.get(k)) for k in keys) not in failed_keys]
             report["failed_assignments"] = [
                 {"params": f.params, "error": f.error, "traceback": f.traceback}
-                for f in backend.get_failed()]
+                for f in failed]
         reports.append(report)
     if as_json:
         click.echo(json.dumps(reports, indent=1, default=repr))
@@ -84,7 +92,9 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
         click.echo(
             f"{report['task']}: {report['total']} total, {report['done']} done, "
             f"{_show(report['queued'])} queued, {_show(report['running'])} running, "
-            f"{report['failed']} failed, {report['missing']} missing")
+            f"{report['failed']} failed, {report['missing']} missing"
+            + (f", {report['in_progress']} in progress"
+               if report["in_progress"] is not None else ""))
         if report["note"]:
             click.echo(f"  ({report['note']})")
         for path in report["results"]:
