@@ -63,6 +63,8 @@ class ExitRecord:
     state: str
     exit_code: int | None = None
     reason: str | None = None
+    #: The job's name (dependents name it when they are cancelled).
+    name: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self))
@@ -76,7 +78,7 @@ class ExitRecord:
         except (OSError, ValueError):
             return cls(state="failed", reason=f"unreadable exit record {path}")
         return cls(state=str(data.get("state")), exit_code=data.get("exit_code"),
-                   reason=data.get("reason"))
+                   reason=data.get("reason"), name=data.get("name"))
 
 
 @attrs.frozen

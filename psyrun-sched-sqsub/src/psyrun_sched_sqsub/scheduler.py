@@ -304,7 +304,16 @@ class Sqsub(Scheduler):
     @staticmethod
     def _array_status(job_id: str, elements: list[JobStatus],
                       records: list[JobRecord | None]) -> JobStatus:
-        state = combine_states(e.state for e in elements)
+        active = [e.state for e in elements
+                  if e.state in (JobState.QUEUED, JobState.RUNNING)]
+        if not active:
+            state = combine_states(e.state for e in elements)
+        elif len(active) < len(elements) or JobState.RUNNING in active:
+            # Not final while an element may still change, even if one failed:
+            # whoever waits for the array must see every element's outcome.
+            state = JobState.RUNNING
+        else:
+            state = JobState.QUEUED
         failed = [e for e in elements if e.state is JobState.FAILED]
         names = [r.array for r in records if r is not None and r.array]
         reason = None

@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
+
 from psyrun_sched_sqsub.records import ExitRecord, kill_marker_for, write_atomically
 
 #: Seconds to wait for a dependency's exit record to appear: on a shared file
@@ -47,9 +49,9 @@ def blocking_dependency(records: Sequence[Path], grace: float) -> str | None:
         if record is None:
             how = "was killed" if kill_marker_for(path).exists() else \
                 "ended without recording how"
-            return f"the job it depends on ({path.name}) {how}"
+            return f"dependency {path.name} {how}"
         if record.state != "completed":
-            return f"the job it depends on ({path.name}) {record.state}" + (
+            return f"dependency {record.name or path.name} {record.state}" + (
                 f" with exit code {record.exit_code}" if record.exit_code is not None else "")
     return None
 
@@ -102,6 +104,7 @@ def main(arguments: Sequence[str] | None = None) -> int:
         record = ExitRecord(state="cancelled", reason=reason)
     else:
         record = run(argv)
+    record = attrs.evolve(record, name=args.name or None)
     write_atomically(args.record, record.to_json())
     if record.state == "completed":
         return 0
