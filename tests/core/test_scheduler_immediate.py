@@ -400,6 +400,40 @@ def test_jobs_die_with_the_submitting_process(tmp_path):
     _assert_gone([int(pidfile.read_text())])
 
 
+@linux_only
+def test_ctrl_c_while_waiting_stops_the_jobs(tmp_path):
+    import signal
+    import subprocess
+
+    pidfile = tmp_path / "pid"
+    job_code = (f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+                "time.sleep(60)")
+    program = tmp_path / "waiter.py"
+    program.write_text(
+        "import sys\n"
+        "from psyrun.scheduler import ImmediateRun\n"
+        "s = ImmediateRun()\n"
+        f"job = s.submit([sys.executable, '-c', {job_code!r}], name='t:long', "
+        f"output={str(tmp_path / 'long.log')!r})\n"
+        "try:\n"
+        "    s.wait([job])\n"
+        "except KeyboardInterrupt:\n"
+        "    print(s.status([job])[job].state)\n"
+        "    raise SystemExit(5)\n"
+    )
+    waiter = subprocess.Popen([sys.executable, str(program)], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: pidfile.exists() and pidfile.read_text(), "the job started")
+        waiter.send_signal(signal.SIGINT)
+        out, _ = waiter.communicate(timeout=TIMEOUT)
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert waiter.returncode == 5
+    assert out.strip() == "cancelled"
+    _assert_gone([int(pidfile.read_text())])
+
+
 def test_missing_program_fails_with_a_message_in_the_log(scheduler, tmp_path):
     log = tmp_path / "missing.log"
     job = scheduler.submit([str(tmp_path / "no-such-program"), "x"], name="t:missing",

@@ -328,9 +328,9 @@ class ImmediateRun(Scheduler):
     ) -> dict[str, JobStatus]:
         """Wait until the jobs finished; returns as soon as the last one did.
 
-        ``on_poll`` is called with fresh statuses whenever a job changed state
-        (at most every ``poll_interval`` seconds otherwise).  A Ctrl-C while
-        waiting stops every job of this scheduler before it propagates.
+        ``on_poll`` is called with fresh statuses every ``poll_interval``
+        seconds and once more at the end.  A Ctrl-C while waiting stops every
+        job of this scheduler before it propagates.
         """
         ids = list(ids)
         deadline = None if timeout is None else time.monotonic() + timeout
