@@ -146,7 +146,7 @@ def test_job_after_a_failed_array_is_cancelled_with_the_reason(slurm_tmp, workdi
                              depends_on=[array])
     status = wait(scheduler, array, merge)[merge]
     assert status.state is JobState.CANCELLED
-    assert "depends on failed" in status.reason
+    assert "dependency failed" in status.reason
 
 
 def test_job_name_and_sbatch_options_reach_slurm(slurm_tmp, workdir):

@@ -50,7 +50,7 @@ def test_squeue_states_are_normalised_and_pending_reason_kept():
 def test_job_cancelled_by_a_failed_dependency_says_so():
     status = status_of("38", squeue=SQUEUE)
     assert status.state is JobState.CANCELLED
-    assert "depends on failed" in status.reason and "DependencyNeverSatisfied" in status.reason
+    assert "dependency failed" in status.reason and "DependencyNeverSatisfied" in status.reason
 
 
 def test_failed_job_takes_its_exit_code_from_the_exit_record():

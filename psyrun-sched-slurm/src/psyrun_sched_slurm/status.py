@@ -60,8 +60,8 @@ SLURM_STATES: dict[str, JobState] = {
 
 #: Why a job was cancelled, in words for ``psy status``.
 REASONS = {
-    "DependencyNeverSatisfied": "a job it depends on failed or was cancelled",
-    "InvalidDependency": "a job it depends on failed or was cancelled",
+    "DependencyNeverSatisfied": "a dependency failed or was cancelled",
+    "InvalidDependency": "a dependency failed or was cancelled",
 }
 
 _JOB_ID = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+.*)?$")
