@@ -232,3 +232,18 @@ def test_parameter_space_key_not_first_positional_goes_by_keyword():
 
     result = map_pspace(fn, Param(a=[1], c=[3]))
     assert result["r"] == [(1, 0, 3)]
+
+
+def test_each_call_gets_its_own_keyword_dict():
+    seen = []
+
+    def keep(**params):
+        seen.append(params)
+        return {}
+
+    map_pspace(keep, Param(a=[1, 2]) * Param(b=[3, 4]))
+    assert seen == [{"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
+
+
+def test_rows_without_outputs_keep_parameters():
+    assert map_pspace(lambda x: {}, Param(x=[1, 2])) == {"x": [1, 2]}

@@ -144,9 +144,22 @@ def _calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[
     order = _positional_order(fn, keys)
     if order is not None:
         return itertools.starmap(fn, zip(*(params[key] for key in order)))
-    from psyrun.pspace.spaces import rows_of
+    return _keyword_calls(fn, keys, params)
 
-    return (fn(**row) for row in rows_of(keys, params))
+
+def _keyword_calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[Any]:
+    # `fn(**row)` hands fn a copy of row, so one dict can be refilled for
+    # every row instead of making a new one.
+    row: dict[str, Any] = dict.fromkeys(keys)
+    if len(keys) == 1:
+        key = keys[0]
+        for value in params[key]:
+            row[key] = value
+            yield fn(**row)
+    else:
+        for values in zip(*(params[key] for key in keys)):
+            row.update(zip(keys, values))
+            yield fn(**row)
 
 
 def _positional_order(fn: Callable[..., Any], keys: list[str]) -> tuple[str, ...] | None:
