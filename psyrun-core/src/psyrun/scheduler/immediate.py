@@ -43,7 +43,7 @@ from psyrun.scheduler.base import (
 CLUSTER_ARGS = frozenset({
     "timelimit", "memory", "memory_per_cpu", "n_nodes", "cores_per_socket",
     "sockets_per_node", "partition", "account", "qos", "constraint", "gres",
-    "exclusive", "mail_user", "mail_type",
+    "exclusive", "mail_user", "mail_type", "queue", "max_running", "sbatch_args",
 })
 
 # Windows has no SIGKILL; there, terminating is already final.
