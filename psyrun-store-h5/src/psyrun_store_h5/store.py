@@ -1,0 +1,463 @@
+"""The HDF5 store: PyTables files that grow in place and read single rows.
+
+Layout
+------
+
+Every column is one array in the group ``/psyrun`` (the group psyrun 0.8
+used, so its files load too).  The node carries two attributes:
+``psyrun_name`` (the column name, which may be any string; the node itself
+gets a safe name) and ``psyrun_kind``:
+
+``array``
+    an ``EArray`` of numbers or booleans, one row per entry along the first
+    axis; rows may be arrays of any fixed shape.
+``str``
+    an ``EArray`` of fixed-width byte strings holding UTF-8; the width grows
+    when a longer string is appended (the column is then rewritten once, the
+    rest of the file is not).  Strings come back as NumPy ``str`` arrays;
+    trailing NUL characters are not kept.
+``bytes``
+    like ``str`` but returned as bytes.
+``ragged``
+    a ``VLArray``: one 1-d numeric array of any length per row, returned as a
+    list of arrays.  A column that was fixed-shape becomes ragged when rows of
+    another length arrive.
+
+The group's ``psyrun_rows`` attribute is the number of committed rows.
+
+Appending and crashes
+---------------------
+
+:meth:`H5Store.append` extends the arrays in place (it never rewrites the
+file) and raises ``psyrun_rows`` last.  Rows beyond ``psyrun_rows`` are the
+remains of an interrupted append: readers ignore them and the next append
+cuts them off.  HDF5 itself is not crash-proof, though: a writer killed
+while the library flushes its metadata can leave a file that no longer
+opens, which then raises :class:`~psyrun.exceptions.CorruptFileError`.  If
+that risk matters, write to a new file per job and merge (``psy merge``
+writes its output to a temporary file that replaces the result only when
+complete); :meth:`H5Store.save` is atomic like every store's.
+
+Missing rows are filled as in :mod:`psyrun.store.columns`: ``nan`` (bool and
+int columns become float64, which rewrites that column once), ``""`` for
+strings; a missing row of a ragged column is an empty array.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from psyrun.exceptions import (
+    CorruptFileError,
+    StoreFileNotFoundError,
+    UnsupportedDataError,
+)
+from psyrun.store.atomic import atomic_path
+from psyrun.store.base import Data, PathLike, Store
+from psyrun.store.columns import PICKLE_HINT, count_rows, fill_array, select_rows, to_array
+
+GROUP = "/psyrun"
+ROWS_ATTR = "psyrun_rows"
+NAME_ATTR = "psyrun_name"
+KIND_ATTR = "psyrun_kind"
+ORDER_ATTR = "psyrun_order"  # columns come back in the order they were created
+_STORE = "h5"
+
+
+def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
+    detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return CorruptFileError(
+        f"{path} cannot be read as a psyrun HDF5 file ({detail}). Restore it from a backup or "
+        "recompute it; psyrun has not changed it."
+    )
+
+
+def _node_name(name: str, taken: set[str]) -> str:
+    """A node name PyTables accepts without warnings, derived from ``name``."""
+    import keyword
+
+    if name.isidentifier() and name.isascii() and not keyword.iskeyword(name) \
+            and not name.startswith("_"):
+        base = name
+    else:
+        base = "col_" + name.encode("utf-8").hex()
+    candidate, i = base, 1
+    while candidate in taken:
+        i += 1
+        candidate = f"{base}_{i}"
+    return candidate
+
+
+class _Column:
+    """One column of an open file: its node and how to read and extend it."""
+
+    def __init__(self, writer: H5Writer | None, node: Any, name: str, kind: str) -> None:
+        self.writer, self.node, self.name, self.kind = writer, node, name, kind
+
+    # ------------------------------------------------------------ reading
+    def read(self, start: int, stop: int, step: int = 1) -> Any:
+        import numpy as np
+
+        if step < 0:
+            indices = list(range(start, stop, step))
+            if not indices:
+                return self._empty()
+            lo, hi = min(indices), max(indices)
+            block = self.read(lo, hi + 1)
+            return block[[i - lo for i in indices]] if self.kind != "ragged" else \
+                [block[i - lo] for i in indices]
+        if start >= stop:
+            return self._empty()
+        if self.kind == "ragged":
+            return [np.asarray(r) for r in self.node.read(start, stop, step)]
+        values = self.node.read(start, stop, step)
+        if self.kind == "str":
+            return np.char.decode(values, "utf-8") if values.size else values.astype(str)
+        return values
+
+    def _empty(self) -> Any:
+        import numpy as np
+
+        if self.kind == "ragged":
+            return []
+        values = self.node.read(0, 0)
+        return values.astype(str) if self.kind == "str" else values
+
+    # ------------------------------------------------------------ writing
+    @property
+    def rows(self) -> int:
+        return self.node.nrows
+
+    def truncate(self, rows: int) -> None:
+        if self.node.nrows > rows:
+            self.node.truncate(rows)
+
+    def append(self, values: Any) -> None:
+        """Append a converted column (see :meth:`H5Writer.convert`)."""
+        import numpy as np
+
+        if self.kind == "ragged":
+            for row in values:
+                self.node.append(np.ravel(row))
+        elif len(values):
+            self.node.append(values)
+
+    def append_missing(self, n: int) -> None:
+        import numpy as np
+
+        if n == 0:
+            return
+        if self.kind == "ragged":
+            for _ in range(n):
+                self.node.append(np.zeros(0, dtype=self.node.atom.dtype))
+            return
+        template = self.node.read(0, 0)
+        if template.dtype.kind in "biu":
+            assert self.writer is not None
+            self.node = self.writer.rewrite(self, np.float64)
+        self.node.append(fill_array(self.node.read(0, 0), n))
+
+
+class H5Writer:
+    """Adds rows to an open PyTables file, one chunk at a time."""
+
+    def __init__(self, h5: Any, path: Path) -> None:
+        self.h5, self.path = h5, path
+        self.group = h5.get_node(GROUP) if GROUP in h5 else h5.create_group("/", GROUP[1:])
+        self.columns = read_columns(h5, self.group, path)
+        self.rows = committed_rows(self.group, self.columns, path)
+        for column in self.columns.values():
+            column.writer = self
+            column.truncate(self.rows)  # remains of an interrupted append
+
+    # ------------------------------------------------------------ conversion
+    @staticmethod
+    def convert(name: str, values: Any) -> tuple[str, Any]:
+        """(kind, values ready to append) for one column of new data."""
+        import numpy as np
+
+        array = to_array(name, values, _STORE, ragged=True)
+        if isinstance(array, list):
+            if any(r.ndim != 1 for r in array):
+                raise UnsupportedDataError(
+                    f"Column {name!r} has rows of different multi-dimensional shapes; the h5 "
+                    f"store holds ragged rows only as 1-d arrays. {PICKLE_HINT}"
+                )
+            return "ragged", array
+        kind = array.dtype.kind
+        if kind == "U":
+            return "str", np.char.encode(array, "utf-8")
+        if kind == "S":
+            return "bytes", array
+        if kind not in "biufc":
+            raise UnsupportedDataError(
+                f"Column {name!r} has dtype {array.dtype}, which the h5 store cannot hold. "
+                f"{PICKLE_HINT}"
+            )
+        return "array", array
+
+    # ------------------------------------------------------------ nodes
+    def create(self, name: str, kind: str, values: Any) -> _Column:
+        import numpy as np
+        import tables
+
+        node_name = _node_name(name, {n._v_name for n in self.group._f_iter_nodes()})
+        if kind == "ragged":
+            dtype = np.result_type(*[r.dtype for r in values]) if values else np.float64
+            node = self.h5.create_vlarray(self.group, node_name, tables.Atom.from_dtype(dtype))
+        else:
+            dtype = values.dtype
+            if kind in ("str", "bytes"):
+                dtype = np.dtype(f"S{max(dtype.itemsize, 1)}")
+            elif self.rows and dtype.kind in "biu":
+                dtype = np.dtype(np.float64)  # the rows before this column existed are nan
+            node = self.h5.create_earray(
+                self.group, node_name, atom=tables.Atom.from_dtype(dtype),
+                shape=(0, *values.shape[1:]), expectedrows=max(self.rows + len(values), 1000),
+            )
+        node._v_attrs[NAME_ATTR] = name
+        node._v_attrs[KIND_ATTR] = kind
+        node._v_attrs[ORDER_ATTR] = len(self.columns)
+        column = _Column(self, node, name, kind)
+        self.columns[name] = column
+        column.append_missing(self.rows)
+        return column
+
+    def rewrite(self, column: _Column, dtype: Any = None, shape: tuple[int, ...] | None = None,
+                kind: str | None = None) -> Any:
+        """Replace a column's node by one with a wider dtype, or a ragged one.
+
+        Only this column is copied; the rest of the file stays where it is.
+        """
+        import numpy as np
+        import tables
+
+        old = column.node
+        values = old.read(0, old.nrows)
+        name = old._v_name
+        temp = name + "_psyrun_rewrite"
+        if kind == "ragged":
+            atom_dtype = np.result_type(values.dtype, dtype) if dtype is not None else values.dtype
+            node = self.h5.create_vlarray(self.group, temp, tables.Atom.from_dtype(atom_dtype))
+            for row in values:
+                node.append(np.ravel(row))
+        else:
+            new_dtype = np.dtype(dtype) if dtype is not None else values.dtype
+            node = self.h5.create_earray(
+                self.group, temp, atom=tables.Atom.from_dtype(new_dtype),
+                shape=(0, *(shape if shape is not None else values.shape[1:])),
+                expectedrows=max(old.nrows * 2, 1000),
+            )
+            if len(values):
+                node.append(values.astype(new_dtype))
+        defaults = {NAME_ATTR: column.name, KIND_ATTR: column.kind, ORDER_ATTR: 0}
+        for attr, default in defaults.items():
+            node._v_attrs[attr] = old._v_attrs[attr] if attr in old._v_attrs else default
+        if kind is not None:
+            node._v_attrs[KIND_ATTR] = kind
+            column.kind = kind
+        old._f_remove()
+        node._f_rename(name)
+        column.node = node
+        return node
+
+    def fit(self, column: _Column, kind: str, values: Any) -> None:
+        """Make ``column`` able to hold ``values``, rewriting it if it must."""
+        import numpy as np
+
+        text = {"str", "bytes"}
+        if (column.kind in text) != (kind in text) or (column.kind in text and column.kind != kind):
+            raise UnsupportedDataError(
+                f"Column {column.name!r} holds {column.kind} in {self.path} but the new rows "
+                f"hold {kind}; the h5 store keeps one kind per column. {PICKLE_HINT}"
+            )
+        node_dtype = column.node.atom.dtype
+        if column.kind in text:
+            if values.dtype.itemsize > node_dtype.itemsize:
+                # Grow generously so that a column of slowly growing strings
+                # is not rewritten on every append.
+                width = max(values.dtype.itemsize, 2 * node_dtype.itemsize)
+                self.rewrite(column, np.dtype(f"S{width}"))
+            return
+        new_dtypes = [r.dtype for r in values] if kind == "ragged" else [values.dtype]
+        target = np.result_type(node_dtype, *new_dtypes)
+        if column.kind == "ragged":
+            if target != node_dtype:
+                self.rewrite(column, target, kind="ragged")
+            return
+        row_shape = column.node.shape[1:]
+        if kind == "ragged" or values.shape[1:] != row_shape:
+            if len(row_shape) != 1 or (kind == "array" and values.ndim != 2):
+                raise UnsupportedDataError(
+                    f"Column {column.name!r} has rows of shape {row_shape} in {self.path} but "
+                    f"the new rows have another shape; the h5 store holds ragged rows only as "
+                    f"1-d arrays. {PICKLE_HINT}"
+                )
+            self.rewrite(column, target, kind="ragged")
+            return
+        if target != node_dtype:
+            self.rewrite(column, target)
+
+    # ------------------------------------------------------------ chunks
+    def add(self, data: Data) -> None:
+        """Append the rows of ``data``; raise ``psyrun_rows`` when all are written."""
+        n = count_rows(data)
+        # Convert everything before touching the file, so that data the store
+        # cannot hold is refused with the file unchanged.
+        converted = {name: self.convert(name, values) for name, values in data.items()}
+        for name, (kind, values) in converted.items():
+            column = self.columns.get(name)
+            if column is None:
+                self.create(name, kind, values)
+            else:
+                self.fit(column, kind, values)
+        for name, (kind, values) in converted.items():
+            column = self.columns[name]
+            if column.kind == "ragged" and kind == "array":
+                values = list(values)
+            column.append(values)
+        for name, column in self.columns.items():
+            if name not in converted:
+                column.append_missing(n)
+        self.rows += n
+        self.group._v_attrs[ROWS_ATTR] = self.rows
+        self.h5.flush()
+
+
+def read_columns(h5: Any, group: Any, path: Path) -> dict[str, _Column]:
+    """The columns stored in ``group``, by column name."""
+    import tables
+
+    columns = []
+    for node in group._f_iter_nodes():
+        if not isinstance(node, tables.Leaf):
+            continue
+        attrs = node._v_attrs
+        name = str(attrs[NAME_ATTR]) if NAME_ATTR in attrs else node._v_name
+        if KIND_ATTR in attrs:
+            kind = str(attrs[KIND_ATTR])
+        elif isinstance(node, tables.VLArray):
+            kind = "ragged"
+        else:
+            kind = "bytes" if node.atom.dtype.kind == "S" else "array"
+        if kind not in {"array", "str", "bytes", "ragged"}:
+            raise _corrupt(path, f"column {name!r} has unknown kind {kind!r}")
+        order = int(attrs[ORDER_ATTR]) if ORDER_ATTR in attrs else 0
+        columns.append((order, node._v_name, _Column(None, node, name, kind)))
+    return {column.name: column for _, _, column in sorted(columns, key=lambda c: c[:2])}
+
+
+def committed_rows(group: Any, columns: dict[str, _Column], path: Path) -> int:
+    """The number of committed rows (psyrun 0.8 files: the common length)."""
+    lengths = {c.rows for c in columns.values()}
+    if ROWS_ATTR in group._v_attrs:
+        rows = int(group._v_attrs[ROWS_ATTR])
+        if any(n < rows for n in lengths):
+            raise _corrupt(path, f"a column has fewer than the {rows} committed rows")
+        return rows
+    if len(lengths) > 1:
+        raise _corrupt(path, "its columns have different lengths")
+    return lengths.pop() if lengths else 0
+
+
+class H5Store(Store):
+    """Stores data in HDF5 files with PyTables (``pip install 'psyrun[h5]'``).
+
+    Appends extend the file in place and single rows are read without
+    loading the rest; see the module documentation for the layout.
+    """
+
+    ext = ".h5"
+
+    def __init__(self, node: str = GROUP) -> None:
+        if node != GROUP:
+            raise ValueError(f"H5Store keeps its data in {GROUP!r}; other nodes are not supported.")
+        self.node = node
+
+    # ------------------------------------------------------------ files
+    @contextlib.contextmanager
+    def _open(self, path: Path, mode: str) -> Iterator[Any]:
+        import tables
+
+        if mode != "w" and not path.exists():
+            raise StoreFileNotFoundError(
+                f"No such file: {path}. Check the path, or run the task that writes it."
+            )
+        try:
+            # Opening a file that is not HDF5 for appending would replace it.
+            if mode == "a" and not tables.is_hdf5_file(str(path)):
+                raise _corrupt(path, "not an HDF5 file")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", tables.NaturalNameWarning)
+                h5 = tables.open_file(str(path), mode)
+        except (tables.HDF5ExtError, OSError, ValueError) as exc:
+            raise _corrupt(path, exc) from None
+        try:
+            yield h5
+        finally:
+            h5.close()
+
+    @contextlib.contextmanager
+    def _writer(self, path: Path, mode: str) -> Iterator[H5Writer]:
+        import tables
+
+        with self._open(path, mode) as h5:
+            try:
+                writer = H5Writer(h5, path)
+            except (tables.HDF5ExtError, tables.NoSuchNodeError) as exc:
+                raise _corrupt(path, exc) from None
+            yield writer
+
+    # ------------------------------------------------------------ writing
+    def save(self, filename: PathLike, data: Data) -> None:
+        self.save_many(filename, [data])
+
+    def save_many(self, filename: PathLike, chunks: Iterable[Data]) -> None:
+        with atomic_path(filename) as temp, self._writer(temp, "w") as writer:
+            for data in chunks:
+                writer.add(data)
+            if not writer.rows:
+                writer.group._v_attrs[ROWS_ATTR] = 0
+
+    def append(self, filename: PathLike, data: Data) -> None:
+        path = Path(filename)
+        if not path.exists():
+            self.save(path, data)
+            return
+        count_rows(data)  # fail before opening the file for writing
+        with self._writer(path, "a") as writer:
+            writer.add(data)
+
+    # ------------------------------------------------------------ reading
+    def load(self, filename: PathLike, row: int | slice | None = None) -> Data:
+        import tables
+
+        path = Path(filename)
+        with self._open(path, "r") as h5:
+            try:
+                if GROUP not in h5:
+                    return {}
+                group = h5.get_node(GROUP)
+                columns = read_columns(h5, group, path)
+                n = committed_rows(group, columns, path)
+                wanted = range(n) if row is None else select_rows(n, row, path)
+                return {
+                    name: column.read(wanted.start, wanted.stop, wanted.step)
+                    for name, column in columns.items()
+                }
+            except (tables.HDF5ExtError, tables.NoSuchNodeError, OSError) as exc:
+                raise _corrupt(path, exc) from None
+
+    def count(self, filename: PathLike) -> int:
+        path = Path(filename)
+        with self._open(path, "r") as h5:
+            if GROUP not in h5:
+                return 0
+            group = h5.get_node(GROUP)
+            if ROWS_ATTR in group._v_attrs:
+                return int(group._v_attrs[ROWS_ATTR])
+            return committed_rows(group, read_columns(h5, group, path), path)
