@@ -13,6 +13,10 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import attrs
@@ -62,3 +66,53 @@ def sqsub_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield Emulator(state)
     finally:
         _kill_leftovers(state)
+
+
+# ------------------------------------------------------------------ whole psy runs
+def _psy_command() -> list[str]:
+    script = Path(sys.executable).parent / "psy"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "psyrun"]
+
+
+class SqsubProject:
+    """A directory with psy-tasks/ whose tasks go to the emulated sqsub."""
+
+    def __init__(self, root: Path, emulator: Emulator) -> None:
+        self.root = root
+        self.emulator = emulator
+        self.tasks = root / "psy-tasks"
+        self.tasks.mkdir()
+        self.work = root / "psy-work"
+
+    def write_task(self, name: str, body: str) -> Path:
+        path = self.tasks / f"task_{name}.py"
+        path.write_text(textwrap.dedent(body))
+        return path
+
+    def psy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*_psy_command(), *args], cwd=self.root, capture_output=True,
+                              text=True, timeout=180, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if check:
+            assert proc.returncode == 0, f"psy {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def status(self, task: str) -> dict:
+        (report,) = json.loads(self.psy("status", "--json", task).stdout)
+        return report
+
+    def wait_idle(self, task: str, timeout: float = 120) -> dict:
+        """Poll ``psy status`` until no job of the task is queued or running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.status(task)
+            if report["queued"] == 0 and report["running"] == 0:
+                return report
+            assert time.monotonic() < deadline, f"jobs of {task} still busy: {report}"
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def sqsub_project(tmp_path: Path, sqsub_emulator: Emulator) -> SqsubProject:
+    root = tmp_path / "project"
+    root.mkdir()
+    return SqsubProject(root, sqsub_emulator)

@@ -1,0 +1,114 @@
+"""Whole tasks through sqsub: ``psy`` run as a user would, with the emulator on PATH."""
+
+from __future__ import annotations
+
+import time
+
+from psyrun.store import load_result
+
+SQUARES = """\
+    from psyrun import Param
+    pspace = Param(x=range(7))
+    max_jobs = 3
+    backend = {backend!r}
+    scheduler = "sqsub"
+    scheduler_args = {{"timelimit": "10m", "memory": "500M"}}
+
+    def execute(x):
+        {body}
+        return {{"y": x * x}}
+"""
+
+
+def squares(backend: str = "distribute", body: str = "pass") -> str:
+    return SQUARES.format(backend=backend, body=body)
+
+
+def rows(project, task: str) -> list[tuple]:
+    data = load_result(project.work / task / "result.pkl")
+    return sorted(zip((int(v) for v in data["x"]), (int(v) for v in data["y"])))
+
+
+def test_distribute_through_sqsub_ends_with_every_row(sqsub_project):
+    sqsub_project.write_task("sq", squares())
+    out = sqsub_project.psy("run").stdout
+    assert out.splitlines()[:3] == [". sq:split", ". sq:process", ". sq:merge"]
+    assert "psy status sq" in out  # psy run returned after submitting
+    report = sqsub_project.wait_idle("sq")
+    assert (report["total"], report["done"], report["failed"], report["missing"]) == (7, 7, 0, 0)
+    assert rows(sqsub_project, "sq") == [(x, x * x) for x in range(7)]
+    jobs = sqsub_project.emulator.jobs()
+    # split, one job per process element (max_jobs = 3), merge
+    assert [j["name"] for j in jobs] == ["sq:split", "sq:process-0", "sq:process-1",
+                                         "sq:process-2", "sq:merge"]
+    assert {(j["runtime"], j["mpp"]) for j in jobs} == {("10m", "500M")}
+    ids = [str(j["id"]) for j in jobs]
+    # Every process element waits for split, merge for every element: through -w
+    # while they were unfinished at submission, and always through the wrapper.
+    assert all(j["waitfor"] in ([], [ids[0]]) for j in jobs[1:4])
+    assert set(jobs[4]["waitfor"]) <= set(ids[1:4])
+    assert [j["command"].count("--after") for j in jobs] == [0, 1, 1, 1, 3]
+
+
+def test_load_balancing_through_sqsub_ends_with_every_row(sqsub_project):
+    sqsub_project.write_task("lb", squares("load-balancing"))
+    sqsub_project.psy("run", "--wait")
+    assert rows(sqsub_project, "lb") == [(x, x * x) for x in range(7)]
+    names = [j["name"] for j in sqsub_project.emulator.jobs()]
+    assert names == ["lb:pspace", "lb:process-0", "lb:process-1", "lb:process-2",
+                     "lb:finalize"]
+    report = sqsub_project.status("lb")
+    assert (report["done"], report["failed"], report["queued"], report["running"]) == (
+        7, 0, 0, 0)
+
+
+def test_failing_item_is_shown_as_failed(sqsub_project):
+    body = "if x == 3: raise ValueError('x = 3 is cursed')"
+    sqsub_project.write_task("sq", squares(body=body))
+    run = sqsub_project.psy("run", "--wait", check=False)
+    assert run.returncode == 1
+    report = sqsub_project.status("sq")
+    assert (report["done"], report["failed"]) == (6, 1)
+    verbose = sqsub_project.psy("status", "-v", "sq").stdout
+    assert "1 failed" in verbose and "cursed" in verbose
+
+
+def test_crashing_job_is_reported_failed_with_its_log(sqsub_project):
+    body = "if x == 6: import os; os._exit(3)"
+    sqsub_project.write_task("sq", squares(body=body))
+    run = sqsub_project.psy("run", "--wait", check=False)
+    assert run.returncode == 1
+    assert "sq:process-2 failed" in run.stderr
+    assert "sq:process:2.log" in run.stderr
+    report = sqsub_project.status("sq")
+    assert report["missing"] >= 1 and report["queued"] == report["running"] == 0
+
+
+def test_psy_kill_cancels_the_tasks_jobs_and_only_them(sqsub_project):
+    started = sqsub_project.root / "started"
+    body = f"open({str(started)!r}, 'a').write('x'); import time; time.sleep(300)"
+    sqsub_project.write_task("slow", squares(body=body))
+    sqsub_project.write_task("quick", squares(body="import time; time.sleep(0.3)"))
+    sqsub_project.psy("run", "slow", "quick")
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, "no slow job started"
+        time.sleep(0.1)
+    out = sqsub_project.psy("kill", "slow")
+    assert out.returncode == 0
+    slow = [j for j in sqsub_project.emulator.jobs() if j["name"].startswith("slow:")]
+    assert {j["state"] for j in slow} <= {"C", "D"}
+    assert any(j["state"] == "C" for j in slow)
+    report = sqsub_project.wait_idle("slow")
+    assert report["done"] == 0
+    assert sqsub_project.wait_idle("quick")["done"] == 7
+    assert rows(sqsub_project, "quick") == [(x, x * x) for x in range(7)]
+
+
+def test_missing_required_option_is_refused_before_anything_is_submitted(sqsub_project):
+    sqsub_project.write_task("sq", squares().replace(', "memory": "500M"', ""))
+    run = sqsub_project.psy("run", check=False)
+    assert run.returncode == 2
+    assert "memory" in run.stderr
+    assert ". sq:" not in run.stdout
+    assert sqsub_project.emulator.jobs() == []
