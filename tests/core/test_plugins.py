@@ -217,6 +217,15 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_still_load(regis
     assert manager.get("store", "pickle").name == "pickle"
 
 
+def test_asking_for_a_failed_plugin_by_its_entry_point_name_repeats_its_error(registry):
+    manager = registry("broken")
+    with pytest.raises(PluginNotFoundError) as caught:
+        manager.get("store", "broken")
+    message = str(caught.value)
+    assert "The plugin 'broken' from psyrun-plugin-broken 1.2.3 failed to load" in message
+    assert "psyrun_plugin_broken_dependency" in message
+
+
 def test_a_conflict_names_both_distributions_and_neither_plugin_is_used(registry):
     manager = registry("clash")
     assert "pbs" not in manager.names("scheduler")
