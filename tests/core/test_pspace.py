@@ -143,7 +143,7 @@ def test_product_chunks_match_build():
     p = Param(a=range(7)) * Param(b=range(5)) * Param(c=range(3))
     chunks = list(p.chunks(10))
     assert all(len(c["a"]) <= 10 for c in chunks)
-    joined = {k: [v for c in chunks for v in c[k]] for k in p.keys()}
+    joined = {k: [v for c in chunks for v in c[k]] for k in p.build()}
     assert joined == p.build()
 
 

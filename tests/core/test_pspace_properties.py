@@ -89,8 +89,9 @@ def test_len_of_sum_and_associativity(a, b, c):
 @given(params(), params())
 def test_sum_fills_absent_keys_with_nan(a, b):
     s = a + b
+    keys = s.keys()
     for row, source in zip(rows(s), rows(a) + rows(b)):
-        for key in s.keys():
+        for key in keys:
             if key in source:
                 assert canon(row[key]) == canon(source[key])
             else:
@@ -114,7 +115,8 @@ def test_missing_matches_brute_force(a, b):
     result = missing(a, b)
     assert row_tuples(result) == expected
     assert len(result) == len(expected)
-    assert [tuple(canon(r[k]) for k in a.keys()) for r in result.iterate()] == expected
+    a_keys = a.keys()
+    assert [tuple(canon(r[k]) for k in a_keys) for r in result.iterate()] == expected
 
 
 @SETTINGS
@@ -134,9 +136,10 @@ def test_difference_matches_brute_force(a, b):
     if not set(b.keys()) <= set(a.keys()):
         return
     removed = set(row_tuples(b))
+    b_keys = b.keys()
     expected = [
         t for t, row in zip(row_tuples(a), rows(a))
-        if tuple(canon(row[k]) for k in b.keys()) not in removed
+        if tuple(canon(row[k]) for k in b_keys) not in removed
     ]
     result = a - b
     assert row_tuples(result) == expected
@@ -163,11 +166,12 @@ def test_iterate_and_chunks_agree_with_build(factors, chunk):
     a, b, c = factors
     for space in (a * b * c, (a + b) * c, missing(a * b, a * b - b), a * b - b):
         built = space.build()
-        assert [tuple(canon(r[k]) for k in space.keys()) for r in space.iterate()] == [
-            tuple(canon(v) for v in values) for values in zip(*(built[k] for k in space.keys()))
+        keys = space.keys()
+        assert [tuple(canon(r[k]) for k in keys) for r in space.iterate()] == [
+            tuple(canon(v) for v in values) for values in zip(*(built[k] for k in keys))
         ]
         chunks = list(space.chunks(chunk))
-        joined = {k: [v for ch in chunks for v in ch[k]] for k in space.keys()}
+        joined = {k: [v for ch in chunks for v in ch[k]] for k in keys}
         assert {k: [canon(v) for v in col] for k, col in joined.items()} == {
             k: [canon(v) for v in col] for k, col in built.items()
         }

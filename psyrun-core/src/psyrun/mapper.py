@@ -258,19 +258,19 @@ def map_pspace_hdd_backed(
     if store is None:
         store = _default_store()
     path = Path(filename)
+    keys = pspace.keys()
     todo: ParameterSpace = pspace
     if path.exists():
         done = store.load(path)
-        absent = [key for key in pspace.keys() if key not in done]
+        absent = [key for key in keys if key not in done]
         if absent:
             raise AmbiguousOperationError(
                 f"{path} holds results without the parameter(s) "
                 f"{', '.join(f'`{k}`' for k in absent)}, so it belongs to another parameter "
                 "space. Pass another filename, or move the file away to start afresh."
             )
-        todo = missing(pspace, Param(**{key: done[key] for key in pspace.keys()}))
+        todo = missing(pspace, Param(**{key: done[key] for key in keys}))
 
-    keys = pspace.keys()
     present = set(keys)
     with contextlib.ExitStack() as stack:
         if pool_size > 1:

@@ -47,7 +47,7 @@ def as_column(key: str, value: Any) -> tuple[list[Any] | None, Any]:
         # 1-d: tolist() gives Python scalars; n-d: each row stays an array.
         rows = array.tolist() if array.ndim == 1 else list(array)
         return rows, array.dtype
-    if isinstance(value, (Mapping, Set)) or isinstance(value, Iterator):
+    if isinstance(value, (Mapping, Set, Iterator)):
         raise InvalidParameterValueError(
             f"Parameter `{key}` is a {type(value).__name__}, which has no fixed row order "
             "or can be read only once. Pass a list (e.g. `sorted(...)` or `list(...)`) "
@@ -96,10 +96,8 @@ def make_columns(params: Mapping[str, Any]) -> tuple[dict[str, list[Any]], dict[
             "Give each the same number of values, or combine separate Params with `*` "
             "to get all combinations."
         )
-    if lengths:
-        length = next(iter(lengths.values()))
-    else:
-        length = 1 if scalars else 0
+    # With scalars only there is one row; with no parameters at all, none.
+    length = next(iter(lengths.values())) if lengths else int(bool(scalars))
     columns = {
         key: sequences[key] if key in sequences else [scalars[key]] * length for key in params
     }

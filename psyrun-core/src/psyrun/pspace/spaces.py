@@ -205,7 +205,7 @@ class Product(ParameterSpace):
             factors.extend(space._factors if isinstance(space, Product) else [space])
         seen: set[str] = set()
         for space in factors:
-            for key in space.keys():
+            for key in space._keys:
                 if key in seen:
                     raise AmbiguousOperationError(
                         f"Key `{key}` appears in more than one factor of a product. "
@@ -213,7 +213,7 @@ class Product(ParameterSpace):
                         "a single Param."
                     )
                 seen.add(key)
-        super().__init__(key for space in factors for key in space.keys())
+        super().__init__(key for space in factors for key in space._keys)
         self._factors = factors
 
     def __len__(self) -> int:
@@ -427,7 +427,7 @@ class Difference(_Filtered):
 
     def __init__(self, minuend: ParameterSpace, subtrahend: ParameterSpace) -> None:
         minuend_keys = set(minuend.keys())
-        for key in subtrahend.keys():
+        for key in subtrahend._keys:
             if key not in minuend_keys:
                 # psyrun 0.8 used this message; the user guide shows it.
                 raise AmbiguousOperationError(f"Key `{key}` not existent in minuend.")
@@ -442,7 +442,7 @@ class Missing(_Filtered):
 
     def __init__(self, space: ParameterSpace, present: ParameterSpace) -> None:
         present_keys = set(present.keys())
-        for key in space.keys():
+        for key in space._keys:
             if key not in present_keys:
                 raise AmbiguousOperationError(
                     f"Key `{key}` of the first space is not existent in the second space. "
