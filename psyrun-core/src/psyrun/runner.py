@@ -63,6 +63,7 @@ class TaskRun:
     task: Any
     scheduler: Any
     lock: TaskLock
+    backend: Any = None
     graph: JobNode | None = None
     submitted: list[SubmittedJob] = attrs.Factory(list)
 
@@ -211,7 +212,8 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
                     f"(psy kill {task.name}).")
         # 2. graphs and arguments
         for run in runs:
-            run.graph = run.task.create_backend().create_job(cont=cont)
+            run.backend = run.task.create_backend()
+            run.graph = run.backend.create_job(cont=cont)
             for job in iter_jobs(run.graph):
                 args = job_scheduler_args(run.task, job, run.scheduler)
                 try:
@@ -222,6 +224,7 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
         # 3. submission
         for run in runs:
             assert run.graph is not None
+            run.backend.before_submit()
             Submitter(run, echo).walk(run.graph, [], False)
             if run.submitted:
                 save_record(run.task.taskworkdir,

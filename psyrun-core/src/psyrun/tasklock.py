@@ -45,6 +45,7 @@ class TaskLock:
         self.task_name = task_name
         self.command = command
         self._held = False
+        self._made_dir = False
 
     def _read(self) -> dict[str, Any] | None:
         try:
@@ -66,6 +67,7 @@ class TaskLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`TaskLockedError` saying who holds it."""
+        self._made_dir = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -109,6 +111,11 @@ class TaskLock:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
+            if self._made_dir:  # leave no empty work directory behind a refused run
+                try:
+                    self.path.parent.rmdir()
+                except OSError:
+                    pass
         self._held = False
 
     def __enter__(self) -> TaskLock:

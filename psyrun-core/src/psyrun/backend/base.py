@@ -83,7 +83,14 @@ class Backend(abc.ABC):
 
         With ``cont`` (``psy run -c``) existing results are kept and only the
         missing assignments are computed.  Called in ``psy run`` before
-        submission; it may write a plan file the jobs read later.
+        submission; files the jobs need are written in :meth:`before_submit`.
+        """
+
+    def before_submit(self) -> None:
+        """Called by ``psy run`` after :meth:`create_job` once every check passed.
+
+        The place to write files the jobs read (a plan): ``create_job`` itself
+        should write nothing, so that a refused run leaves no trace.
         """
 
     @abc.abstractmethod

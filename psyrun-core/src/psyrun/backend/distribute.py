@@ -24,7 +24,7 @@ result.  Every file is replaced atomically, so after ``kill -9`` at any moment
 
 ``plan.json`` in the task's work directory tells the jobs how many input
 files there are, whether the run continues, and the run's id.  ``psy run``
-writes it before submitting.  File names carry the run id so that a job
+writes it (:meth:`DistributeBackend.before_submit`) just before submitting.  File names carry the run id so that a job
 orphaned by a killed ``psy run`` can never overwrite the output of a later
 run; its late output is folded in (once) by the next ``psy run -c``.
 
@@ -95,6 +95,7 @@ class DistributeBackend(Backend):
         self.outdir = self.workdir / "out"
         self.faildir = self.workdir / "failed"
         self.planfile = self.workdir / "plan.json"
+        self._plan: dict[str, Any] | None = None
 
     # -------------------------------------------------------- file names
     def infile(self, run: str, i: int) -> Path:
@@ -126,10 +127,11 @@ class DistributeBackend(Backend):
         return self._files(self.faildir, ".pkl")
 
     # -------------------------------------------------------- plan
-    def _write_plan(self, n: int, cont: bool) -> None:
-        run = time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}"
-        plan = {"n": n, "cont": cont, "run": run, "created": time.time()}
-        atomic_write_bytes(self.planfile, json.dumps(plan).encode())
+    def before_submit(self) -> None:
+        """Write the plan of the graph :meth:`create_job` made last."""
+        if self._plan is None:
+            raise JobFailedError("create_job() must be called before before_submit().")
+        atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
 
     def _read_plan(self) -> dict[str, Any]:
         try:
@@ -151,7 +153,9 @@ class DistributeBackend(Backend):
         else:
             n = n_batches(len(task.pspace), task.max_jobs, task.min_items)
             settled = clean
-        self._write_plan(n, cont)
+        self._plan = {"n": n, "cont": cont,
+                      "run": time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}",
+                      "created": time.time()}
         # Up to date only as a whole: a result newer than the task file.
         targets = [task.resultfile] if settled else []
         args = task.scheduler_args
