@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from psyrun.exceptions import SchedulerArgumentError, SchedulerError
 from psyrun.plugins.manager import get_plugin_manager
 from psyrun.scheduler import ARRAY_INDEX, ImmediateRun, JobState

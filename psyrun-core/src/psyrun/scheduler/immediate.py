@@ -16,6 +16,7 @@ stops the jobs in order.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -592,21 +593,18 @@ class ImmediateRun(Scheduler):
         """Signal the job's whole process group, and the job itself if it left it."""
         self._signal_group(element, sig)
         assert element.process is not None
-        try:
+        with contextlib.suppress(OSError):
             element.process.send_signal(sig)  # a no-op once the process was reaped
-        except OSError:
-            pass
 
     @staticmethod
     def _signal_group(element: _Element, sig: int) -> None:
         assert element.process is not None
         if not hasattr(os, "killpg"):  # Windows: no process groups to signal
             return
-        try:
-            # The job leads its own session, so its pid is the group's id.
+        # The job leads its own session, so its pid is the group's id; the
+        # group may be gone already.
+        with contextlib.suppress(OSError):
             os.killpg(element.process.pid, sig)
-        except OSError:  # the group is gone already
-            pass
 
 
 def _signal_name(number: int) -> str:
