@@ -144,6 +144,9 @@ class Param(ParameterSpace):
     scalars.  With scalars only there is one row; ``Param()`` is empty.
     Sets, dicts and generators are refused because their row order is not
     defined or they can be read only once.
+
+    >>> Param(a=[1, 2], b="x").build()
+    {'a': [1, 2], 'b': ['x', 'x']}
     """
 
     def __init__(self, **params: Any) -> None:
@@ -462,5 +465,9 @@ def missing(minuend: ParameterSpace, subtrahend: ParameterSpace) -> ParameterSpa
     ``subtrahend``); further keys of ``subtrahend``, such as results, are
     ignored.  A typical use is finding the parameter assignments that have
     no result yet.  The result is lazy like every space.
+
+    >>> done = Param(a=[2, 3], result=[0.5, 0.7])
+    >>> missing(Param(a=[1, 2, 3, 4]), done).build()
+    {'a': [1, 4]}
     """
     return Missing(minuend, subtrahend)
