@@ -52,7 +52,8 @@ def test_distribute_through_sqsub_ends_with_every_row(sqsub_project):
 
 def test_load_balancing_through_sqsub_ends_with_every_row(sqsub_project):
     sqsub_project.write_task("lb", squares("load-balancing"))
-    sqsub_project.psy("run", "--wait")
+    sqsub_project.psy("run")
+    sqsub_project.wait_idle("lb")
     assert rows(sqsub_project, "lb") == [(x, x * x) for x in range(7)]
     names = [j["name"] for j in sqsub_project.emulator.jobs()]
     assert names == ["lb:pspace", "lb:process-0", "lb:process-1", "lb:process-2",
@@ -65,9 +66,8 @@ def test_load_balancing_through_sqsub_ends_with_every_row(sqsub_project):
 def test_failing_item_is_shown_as_failed(sqsub_project):
     body = "if x == 3: raise ValueError('x = 3 is cursed')"
     sqsub_project.write_task("sq", squares(body=body))
-    run = sqsub_project.psy("run", "--wait", check=False)
-    assert run.returncode == 1
-    report = sqsub_project.status("sq")
+    sqsub_project.psy("run")
+    report = sqsub_project.wait_idle("sq")
     assert (report["done"], report["failed"]) == (6, 1)
     verbose = sqsub_project.psy("status", "-v", "sq").stdout
     assert "1 failed" in verbose and "cursed" in verbose
@@ -112,3 +112,15 @@ def test_missing_required_option_is_refused_before_anything_is_submitted(sqsub_p
     assert "memory" in run.stderr
     assert ". sq:" not in run.stdout
     assert sqsub_project.emulator.jobs() == []
+
+
+def test_new_task_template_runs_through_sqsub(sqsub_project):
+    sqsub_project.psy("new-task", "--scheduler", "sqsub", "demo")
+    text = (sqsub_project.tasks / "task_demo.py").read_text()
+    assert '"timelimit": "1h"' in text and '# "n_cpus"' in text
+    sqsub_project.psy("run", "demo")
+    sqsub_project.wait_idle("demo")
+    jobs = sqsub_project.emulator.jobs()
+    assert jobs and {(j["runtime"], j["mpp"], j["ncpus"]) for j in jobs} == {("1h", "1G", 1)}
+    report = sqsub_project.status("demo")
+    assert report["done"] == report["total"] > 0

@@ -13,7 +13,7 @@ scheduler_args = {
     "timelimit": "1h",
     # sqsub --mpp, required: the memory of each process ("500M", "2G").
     "memory": "1G",
-    # sqsub -n: CPUs per job (default 1); give pool_size the same value.
+    # sqsub -n: CPUs per job (default: the task's pool_size).
     # "n_cpus": 1,
     # sqsub -N: the number of nodes the CPUs are spread over.
     # "n_nodes": 1,
