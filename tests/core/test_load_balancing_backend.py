@@ -212,7 +212,6 @@ def test_plain_run_after_interruption_computes_only_the_rest(tmp_path):
 
     queue.claim(Owner.current(), 100)  # claimed by this (live) process, never finished
     assert backend.item_counts().in_progress == 100
-    run_jobs(path, finalize=False) if False else None
     workers = start_workers(task, 1)
     assert workers[0].wait(60) == 0
     counts = backend.item_counts()
