@@ -433,6 +433,36 @@ def test_ctrl_c_while_waiting_stops_the_jobs(tmp_path):
     _assert_gone([int(pidfile.read_text())])
 
 
+@linux_only
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_terminating_the_submitting_process_stops_the_jobs(tmp_path, signame):
+    import signal
+    import subprocess
+
+    pidfile = tmp_path / "pid"
+    job_code = (f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+                "time.sleep(60)")
+    program = tmp_path / "waiter.py"
+    program.write_text(
+        "import sys\n"
+        "from psyrun.scheduler import ImmediateRun\n"
+        "s = ImmediateRun()\n"
+        f"job = s.submit([sys.executable, '-c', {job_code!r}], name='t:long', "
+        f"output={str(tmp_path / 'long.log')!r})\n"
+        "s.wait([job])\n"
+    )
+    waiter = subprocess.Popen([sys.executable, str(program)])
+    try:
+        wait_until(lambda: pidfile.exists() and pidfile.read_text(), "the job started")
+        waiter.send_signal(getattr(signal, signame))
+        waiter.wait(timeout=TIMEOUT)
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert waiter.returncode == 128 + getattr(signal, signame)
+    _assert_gone([int(pidfile.read_text())])
+
+
 def test_missing_program_fails_with_a_message_in_the_log(scheduler, tmp_path):
     log = tmp_path / "missing.log"
     job = scheduler.submit([str(tmp_path / "no-such-program"), "x"], name="t:missing",

@@ -10,7 +10,9 @@ terminated.
 
 Every job runs in a session of its own, so killing a job kills the processes
 it started too, and a Ctrl-C in the terminal reaches only ``psy``, which then
-stops the jobs in order.
+stops the jobs in order.  SIGTERM and SIGHUP (a closed terminal) make the
+process exit normally, so that it stops its jobs too, unless the program
+installed handlers of its own for them.
 """
 
 from __future__ import annotations
@@ -260,6 +262,7 @@ class ImmediateRun(Scheduler):
             self._ensure_dispatcher()
             self._work.notify_all()
             self._changed.notify_all()
+        _exit_on_termination_signals()
         return job_id
 
     def validate_args(self, scheduler_args: Mapping[str, Any] | None, name: str = "") -> None:
@@ -628,6 +631,26 @@ def _plugin_args() -> frozenset[str]:
 
 
 _BAD = (JobState.FAILED, JobState.CANCELLED)
+
+
+def _exit_on_termination_signals() -> None:
+    """Turn SIGTERM and SIGHUP into a normal exit, so atexit stops the jobs.
+
+    By default these signals end Python at once, leaving the jobs (which run
+    in sessions of their own) as orphans.  Only signals still at their
+    default are taken over, and only from the main thread (where Python
+    runs signal handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, _raise_system_exit)
+
+
+def _raise_system_exit(number: int, frame: object) -> None:
+    raise SystemExit(128 + number)
 
 _instances: weakref.WeakSet[ImmediateRun] = weakref.WeakSet()
 
