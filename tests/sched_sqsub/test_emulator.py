@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from psyrun_sched_sqsub.sqjobs import parse_sqjobs
 
 PY = sys.executable

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-
 from psyrun.exceptions import SchedulerArgumentError
 from psyrun_sched_sqsub.options import check_values, format_memory, format_timelimit, sqsub_options
 from psyrun_sched_sqsub.scheduler import Sqsub

@@ -8,10 +8,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from psyrun.exceptions import SchedulerArgumentError, SchedulerError
 from psyrun.scheduler.base import ARRAY_INDEX, JobState
 from psyrun_sched_sqsub.scheduler import Sqsub

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from psyrun.scheduler.base import JobState
 from psyrun_sched_sqsub.sqjobs import interpret_state, parse_sqjobs
 

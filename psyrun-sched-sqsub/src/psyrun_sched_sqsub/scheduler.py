@@ -31,6 +31,7 @@ from psyrun.scheduler.base import (
     evaluate_scheduler_args,
     substitute_index,
 )
+
 from psyrun_sched_sqsub.commands import run_tool
 from psyrun_sched_sqsub.options import KNOWN_ARGS, REQUIRED_ARGS, check_values, sqsub_options
 from psyrun_sched_sqsub.records import ExitRecord, JobRecord, RecordStore

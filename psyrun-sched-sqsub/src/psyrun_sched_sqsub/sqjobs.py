@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 
 import attrs
-
 from psyrun.scheduler.base import JobState
 
 _TOKEN = re.compile(r"\S+")

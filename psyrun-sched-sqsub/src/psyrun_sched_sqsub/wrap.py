@@ -19,6 +19,7 @@ reads as cancelled (if psyrun killed it) or failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import subprocess
 import sys
@@ -67,10 +68,8 @@ def run(argv: Sequence[str]) -> ExitRecord:
 
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
                    signal.SIGUSR2):

@@ -205,22 +205,24 @@ def run_job(root: Path, job_id: str) -> int:
                      pgid=os.getpgrp(), node=socket.gethostname().split(".")[0])
     if job is None or job["state"] != "R":
         return 0
-    stdin = open(job["infile"], "rb") if job.get("infile") else subprocess.DEVNULL
-    try:
-        out = open(job["outfile"], "ab")
-        err = open(job["errfile"], "ab") if job.get("errfile") else out
-    except OSError as exc:
-        update_job(root, job_id, state="D", exit_code=1, finished=time.time(),
-                   reason=f"cannot open the output file: {exc}")
-        return 1
-    try:
-        child = subprocess.Popen(job["command"], cwd=job["cwd"], stdin=stdin, stdout=out,
-                                 stderr=err)
-    except OSError as exc:
-        err.write(f"sqsub: cannot run {job['command'][0]}: {exc}\n".encode())
-        code = 127
-    else:
-        code = child.wait()
+    with contextlib.ExitStack() as files:
+        try:
+            stdin = (files.enter_context(open(job["infile"], "rb")) if job.get("infile")
+                     else subprocess.DEVNULL)
+            out = files.enter_context(open(job["outfile"], "ab"))
+            err = files.enter_context(open(job["errfile"], "ab")) if job.get("errfile") else out
+        except OSError as exc:
+            update_job(root, job_id, state="D", exit_code=1, finished=time.time(),
+                       reason=f"cannot open the job's files: {exc}")
+            return 1
+        try:
+            child = subprocess.Popen(job["command"], cwd=job["cwd"], stdin=stdin, stdout=out,
+                                     stderr=err)
+        except OSError as exc:
+            err.write(f"sqsub: cannot run {job['command'][0]}: {exc}\n".encode())
+            code = 127
+        else:
+            code = child.wait()
     update_job(root, job_id, state="D", exit_code=code, finished=time.time())
     return 0
 
