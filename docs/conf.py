@@ -106,8 +106,12 @@ def _inline(line: str) -> str:
             before = "\\ " if out and re.search(r"\w$", out[-1]) else ""
             out.append(f"{before}``{part[1:-1]}``")
         else:
-            part = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"`\1 <\2>`__", part)
-            part = re.sub(r"(\w)_(?=\W|$)", r"\1\\_", part)
+            pieces = re.split(r"(\[[^\]]+\]\([^)]+\))", part)
+            part = "".join(
+                re.sub(r"^\[([^\]]+)\]\(([^)]+)\)$", r"`\1 <\2>`__", piece) if i % 2
+                else re.sub(r"(\w)_(?=\W|$)", r"\1\\_", piece)
+                for i, piece in enumerate(pieces)
+            )
             if out and out[-1].endswith("``") and re.match(r"\w", part):
                 part = "\\ " + part
             out.append(part)
