@@ -51,7 +51,7 @@ def best_of(fn: Callable[[], Any], repeats: int = REPEATS) -> float:
 
 
 def paired(ours: Callable[[], Any], baseline: Callable[[], Any],
-           repeats: int = REPEATS + 2) -> tuple[float, float]:
+           repeats: int = 2 * REPEATS + 1) -> tuple[float, float]:
     """Best times of ``ours`` and ``baseline``, run alternately.
 
     Alternating spreads the load of a shared machine over both sides, so
