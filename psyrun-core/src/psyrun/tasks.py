@@ -260,7 +260,10 @@ class TaskDef:
         return TaskDefinitionError(f"{_display(self.path)}: {message}")
 
     def _resolve(self, s: dict[str, Any], file_name: str) -> None:
-        self.name = validate_task_name(s["name"]) if s["name"] is not None else file_name
+        try:
+            self.name = validate_task_name(s["name"]) if s["name"] is not None else file_name
+        except TaskDefinitionError as exc:
+            raise self._fail(f"'name': {exc}") from None
 
         if s["pspace"] is None:
             raise self._fail("defines no 'pspace'. Add a parameter space, for example "
