@@ -14,6 +14,7 @@ which the real tools, being small programs on a login node, did not all pay.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -55,10 +56,8 @@ def main(n: int) -> None:
             for path in (tmp_path / "state" / "jobs").glob("*.json"):
                 job = json.loads(path.read_text())
                 if job.get("state") not in ("D", "C") and job.get("pgid"):
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(job["pgid"], signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
     print(f"sqsub scheduler with the emulator, array of {n} elements")
     print(f"  submit_array: {submit:.2f} s ({submit / n * 1000:.0f} ms per element)")
     print(f"  status while {active} elements were unfinished (sqjobs + records): "
