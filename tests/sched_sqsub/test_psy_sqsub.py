@@ -124,3 +124,24 @@ def test_new_task_template_runs_through_sqsub(sqsub_project):
     assert jobs and {(j["runtime"], j["mpp"], j["ncpus"]) for j in jobs} == {("1h", "1G", 1)}
     report = sqsub_project.status("demo")
     assert report["done"] == report["total"] > 0
+
+
+def test_task_file_written_for_psyrun_08_runs(sqsub_project):
+    sqsub_project.write_task("old", """\
+        from psyrun import Param, Sqsub
+
+        pspace = Param(x=range(4))
+        workdir = "psy-work"
+        scheduler = Sqsub(workdir)
+        scheduler_args = {"timelimit": "30m", "memory": "1G", "n_cpus": 1}
+        max_jobs = 2
+
+        def execute(x):
+            return {"y": x * x}
+    """)
+    sqsub_project.psy("run", "old")
+    report = sqsub_project.wait_idle("old")
+    assert (report["done"], report["failed"]) == (4, 0)
+    assert rows(sqsub_project, "old") == [(x, x * x) for x in range(4)]
+    # The scheduler keeps its records under the directory the task file gave it.
+    assert list((sqsub_project.work / "sqsub" / "jobs").glob("*.json"))
