@@ -165,3 +165,48 @@ def test_job_name_and_sbatch_options_reach_slurm(slurm_tmp, workdir):
     assert "Comment=psyrun-test" in shown
     assert f"StdOut={slurm_tmp / 's.log'}" in shown
     assert wait(scheduler, job)[job].state is JobState.CANCELLED
+
+
+def test_status_after_squeue_forgot_comes_from_sacct_then_the_exit_records(
+        slurm_tmp, workdir, monkeypatch):
+    import attrs
+
+    from psyrun_sched_slurm import cluster, scheduler as scheduler_module
+
+    scheduler = Slurm(workdir)
+    started = slurm_tmp / "third-started"
+    code = (f"import sys, time; i = int(sys.argv[1])\n"
+            f"if i == 1: raise SystemExit(4)\n"
+            f"if i == 2: open({str(started)!r}, 'w'); time.sleep(300)\n")
+    job = scheduler.submit_array(4, python(code) + [ARRAY_INDEX], name="t:forgotten",
+                                 output=slurm_tmp / f"g-{ARRAY_INDEX}.log",
+                                 scheduler_args={"max_running": 1})
+    deadline = time.monotonic() + TIMEOUT
+    while not started.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    scheduler.kill([job])  # element 2 is running, element 3 still pending
+    expected = [(JobState.COMPLETED, 0), (JobState.FAILED, 4), (JobState.CANCELLED, None),
+                (JobState.CANCELLED, None)]
+
+    def seen():
+        status = scheduler.status([job])[job]
+        return [(e.state, e.exit_code) for e in status.elements]
+
+    # (A failed element makes the whole array "failed" while others still end.)
+    while not all(state.finished for state, _ in seen()):
+        assert time.monotonic() < deadline, seen()
+        time.sleep(0.3)
+    assert seen() == expected
+    # MinJobAge has passed: squeue knows nothing any more.
+    monkeypatch.setattr(Slurm, "_squeue", staticmethod(lambda ids: ({}, True)))
+    if cluster_config().accounting:
+        # sacct's records arrive late; until then the exit records stand in.
+        while seen() != expected:
+            assert time.monotonic() < deadline, seen()
+            time.sleep(0.3)
+    # Without accounting, only the exit records are left.
+    no_accounting = attrs.evolve(cluster_config(), accounting=False)
+    monkeypatch.setattr(scheduler_module, "cluster_config", lambda: no_accounting)
+    assert seen() == expected
+    assert cluster.cluster_config().max_array_size > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from psyrun.scheduler.base import JobState
-from psyrun_sched_slurm.batch_script import read_exit_codes
+from psyrun_sched_slurm.batch_script import ExitRecord, read_exit_records
 from psyrun_sched_slurm.cluster import parse_config
 from psyrun_sched_slurm.status import (
     array_status,
@@ -100,9 +100,17 @@ def test_expand_tasks_reads_slurm_ranges():
 
 def test_exit_record_ignores_a_torn_last_line(tmp_path):
     exits = tmp_path / "x.exits"
-    exits.write_text("0 0\n1 2\n1 0\n3")
-    assert read_exit_codes(exits) == {0: 0, 1: 0}
-    assert read_exit_codes(tmp_path / "missing") == {}
+    exits.write_text("0 0 \n1 2\n1 0\n2 143 TERM\n3")
+    assert read_exit_records(exits) == {0: ExitRecord(0), 1: ExitRecord(0),
+                                        2: ExitRecord(143, stopped=True)}
+    assert read_exit_records(tmp_path / "missing") == {}
+
+
+def test_job_stopped_by_slurm_is_cancelled_even_when_only_the_exit_record_is_left():
+    status = element_status("x", slurm_id="99", task=None, name="t:j", log=None, squeue={},
+                            sacct={}, exit_code=143, stopped=True, submitted=True)
+    assert (status.state, status.exit_code) == (JobState.CANCELLED, None)
+    assert "scancel" in status.reason
 
 
 def test_cluster_config_from_scontrol_output():

@@ -13,6 +13,8 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
+
 from psyrun.scheduler.base import ARRAY_INDEX
 
 
@@ -36,6 +38,9 @@ def render(argv: Sequence[str], *, name: str, exits: Path, output: Path | None) 
         f"# psyrun job {name}: written and submitted by psyrun-sched-slurm.",
         "# The first argument is the offset of this Slurm array within psyrun's array.",
         'index=$(( ${SLURM_ARRAY_TASK_ID:-0} + ${1:-0} ))',
+        "# SIGTERM comes from Slurm (scancel, time limit): note it in the exit record.",
+        "stopped=",
+        "trap 'stopped=TERM' TERM",
     ]
     if output is not None:
         lines.append(f"exec >{quote_with_index(str(output))} 2>&1")
@@ -43,22 +48,32 @@ def render(argv: Sequence[str], *, name: str, exits: Path, output: Path | None) 
         " ".join(quote_with_index(word) for word in argv),
         "code=$?",
         "# The exit record outlives Slurm's memory of the job (MinJobAge, late sacct).",
-        f'printf \'%s %s\\n\' "$index" "$code" >>{shlex.quote(str(exits))}',
+        f'printf \'%s %s %s\\n\' "$index" "$code" "$stopped" >>{shlex.quote(str(exits))}',
         'exit "$code"',
     ]
     return "\n".join(lines) + "\n"
 
 
-def read_exit_codes(exits: Path) -> dict[int, int]:
-    """psyrun index -> exit code from an exit record (the last line of an index wins)."""
-    codes: dict[int, int] = {}
+@attrs.frozen
+class ExitRecord:
+    """How one job or element ended, as its batch script saw it."""
+
+    code: int
+    #: True if Slurm sent SIGTERM (cancelled, or over its time limit).
+    stopped: bool = False
+
+
+def read_exit_records(exits: Path) -> dict[int, ExitRecord]:
+    """psyrun index -> :class:`ExitRecord` from an exit record file (the last line of an index wins)."""
+    records: dict[int, ExitRecord] = {}
     try:
         text = exits.read_text()
     except FileNotFoundError:
-        return codes
+        return records
     for line in text.splitlines():
         words = line.split()
         # A line cut short by a crash is ignored rather than trusted.
-        if len(words) == 2 and words[0].isdigit() and words[1].lstrip("-").isdigit():
-            codes[int(words[0])] = int(words[1])
-    return codes
+        if (len(words) in (2, 3) and words[0].isdigit() and words[1].isdigit()
+                and (len(words) == 2 or words[2] == "TERM")):
+            records[int(words[0])] = ExitRecord(int(words[1]), stopped=len(words) == 3)
+    return records

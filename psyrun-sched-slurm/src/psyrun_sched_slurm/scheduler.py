@@ -35,6 +35,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SLURM_ID = re.compile(r"^\d+(_\d+)?$")
 
 
+def _exit_fields(record: batch_script.ExitRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {"exit_code": None}
+    return {"exit_code": record.code, "stopped": record.stopped}
+
+
 class Slurm(Scheduler):
     """Submits psyrun's jobs to Slurm with sbatch.
 
@@ -181,13 +187,12 @@ class Slurm(Scheduler):
         submissions = {job: book.get(job) for job in ids}
         slurm_ids = sorted({sid for job in ids for sid in slurm_ids_of(job)
                             if _SLURM_ID.match(sid)}, key=lambda s: tuple(map(int, s.split("_"))))
-        exit_codes = {job: batch_script.read_exit_codes(Path(sub.exits))
+        exit_codes = {job: batch_script.read_exit_records(Path(sub.exits))
                       for job, sub in submissions.items() if sub is not None}
 
         squeue, answered = self._squeue(slurm_ids)
         sacct: status.Entries = {}
-        unresolved = [sid for sid in slurm_ids if not any(k[0] == sid.split("_")[0]
-                                                          for k in squeue)]
+        unresolved = self._needs_sacct(submissions, slurm_ids, squeue, exit_codes)
         if unresolved and cluster_config().accounting:
             sacct, sacct_answered = self._sacct(unresolved)
             answered = answered and sacct_answered
@@ -205,17 +210,45 @@ class Slurm(Scheduler):
                             f"{sid}_{task}" if sub.slurm_arrays else sid,
                             slurm_id=sid, task=task if sub.slurm_arrays else None,
                             name=sub.name, log=sub.log(index), squeue=squeue, sacct=sacct,
-                            exit_code=codes.get(index), submitted=True,
-                            squeue_answered=answered))
+                            submitted=True, squeue_answered=answered,
+                            **_exit_fields(codes.get(index))))
                 result[job] = status.array_status(job, sub.name, elements)
             elif sub is not None:
                 result[job] = status.element_status(
                     job, slurm_id=sub.slurm_ids[0], task=None, name=sub.name, log=sub.log(),
-                    squeue=squeue, sacct=sacct, exit_code=codes.get(0), submitted=True,
-                    squeue_answered=answered)
+                    squeue=squeue, sacct=sacct, submitted=True, squeue_answered=answered,
+                    **_exit_fields(codes.get(0)))
             else:
                 result[job] = self._status_without_record(job, squeue, sacct, answered)
         return result
+
+    @staticmethod
+    def _needs_sacct(submissions: dict[str, Submission | None], slurm_ids: list[str],
+                     squeue: status.Entries,
+                     exit_codes: dict[str, dict[int, batch_script.ExitRecord]]) -> list[str]:
+        """Slurm ids with a job or element that squeue and the exit record cannot settle.
+
+        Finished array elements leave squeue one by one, so this is decided per
+        element; a failure without an exit record (time limit, out of memory)
+        needs sacct for its cause.
+        """
+        needed = set()
+        for job, sub in submissions.items():
+            if sub is None:
+                needed.update(sid for sid in slurm_ids_of(job) if sid in slurm_ids)
+                continue
+            codes = exit_codes.get(job, {})
+            for sid, chunk in zip(sub.slurm_ids, sub.chunks or (None,)):
+                tasks = range(chunk.count) if chunk is not None and sub.slurm_arrays else [None]
+                offset = chunk.offset if chunk is not None else 0
+                for task in tasks:
+                    if (offset + (task or 0)) in codes:
+                        continue
+                    entry = squeue.get((sid, task)) or squeue.get((sid, None))
+                    if entry is None or entry.job_state is JobState.FAILED:
+                        needed.add(sid)
+                        break
+        return sorted(needed, key=lambda s: tuple(map(int, s.split("_"))))
 
     @staticmethod
     def _status_without_record(job: str, squeue: status.Entries, sacct: status.Entries,

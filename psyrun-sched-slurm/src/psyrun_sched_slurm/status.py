@@ -168,11 +168,13 @@ def element_status(
     exit_code: int | None,
     submitted: bool,
     squeue_answered: bool = True,
+    stopped: bool = False,
 ) -> JobStatus:
     """The status of one job or array element from everything that is known of it.
 
-    ``exit_code`` comes from the exit record on disk; ``submitted`` says psyrun
-    has its own record of the job (so "nobody knows it" means it vanished).
+    ``exit_code`` comes from the exit record on disk, ``stopped`` tells that
+    the record says Slurm stopped the job with SIGTERM; ``submitted`` says
+    psyrun has its own record of the job (so "nobody knows it" means it vanished).
     """
     queued = _lookup(squeue, slurm_id, task)
     if queued is not None and not queued.job_state.finished:
@@ -184,12 +186,18 @@ def element_status(
         state = final.job_state
         accounted = _lookup(sacct, slurm_id, task)
         code = exit_code
-        if code is None and accounted is not None and state is not JobState.CANCELLED:
+        if code is None and accounted is not None:
             code = accounted.exit_code if not accounted.signal else None
         if code is None and state is JobState.COMPLETED:
             code = 0
+        if state is JobState.CANCELLED:
+            code = None  # whatever the killed program returned says nothing
         return JobStatus(job_id, state, name=name, exit_code=code, log=log,
                          reason=describe(final, code))
+    if exit_code is not None and stopped:
+        return JobStatus(job_id, JobState.CANCELLED, name=name, log=log,
+                         reason="stopped by Slurm (scancel or the time limit); "
+                                "Slurm no longer knows which")
     if exit_code is not None:
         state = JobState.COMPLETED if exit_code == 0 else JobState.FAILED
         reason = None if exit_code == 0 else f"exit code {exit_code} (from the exit record)"
