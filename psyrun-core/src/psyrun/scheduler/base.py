@@ -73,18 +73,22 @@ class JobStatus:
 def combine_states(states: Iterable[JobState]) -> JobState:
     """The state of an array from the states of its elements.
 
-    Failure wins over everything (it needs the user's attention), then
-    activity (running, queued), then cancellation; an array is completed only
-    when every element is.
+    An array is finished only when every element is: while one element still
+    runs or waits, the array is running (or queued if none has started), even
+    if another element already failed, so that whoever waits for the array
+    sees every element's outcome.  Once all are finished, failure wins (it
+    needs the user's attention), then cancellation; an array is completed
+    only when every element is.
     """
     states = set(states)
     if not states:
         return JobState.UNKNOWN
-    for state in (JobState.FAILED, JobState.RUNNING, JobState.QUEUED,
-                  JobState.CANCELLED, JobState.UNKNOWN):
+    if JobState.RUNNING in states:
+        return JobState.RUNNING
+    if JobState.QUEUED in states:
+        return JobState.QUEUED if states == {JobState.QUEUED} else JobState.RUNNING
+    for state in (JobState.FAILED, JobState.UNKNOWN, JobState.CANCELLED):
         if state in states:
-            if state is JobState.QUEUED and JobState.COMPLETED in states:
-                return JobState.RUNNING  # some done, some waiting: the array is under way
             return state
     return JobState.COMPLETED
 
