@@ -1,0 +1,120 @@
+"""psyrun.store as users see it: choosing by extension, loading, pandas, 0.8 names."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import psyrun
+from psyrun.exceptions import PluginNotFoundError
+from psyrun.store import (
+    AbstractStore,
+    AutodetectStore,
+    DefaultStore,
+    NpzStore,
+    PickleStore,
+    Store,
+    load_result,
+    to_dataframe,
+)
+from psyrun.testing.store import assert_data_equal
+
+STORES = [".pkl", ".npz", ".h5"]
+
+
+def store_or_skip(ext):
+    if ext == ".h5":
+        pytest.importorskip("tables")
+    return psyrun.store.store_for("x" + ext)
+
+
+def test_names_psyrun_08_had():
+    assert DefaultStore is PickleStore and AbstractStore is Store
+    assert psyrun.PickleStore is PickleStore and psyrun.NpzStore is NpzStore
+    assert psyrun.load_result is load_result and psyrun.to_dataframe is to_dataframe
+    from psyrun.store.npz import NpzStore as Npz
+    from psyrun.store.pickle import PickleStore as Pickle
+
+    assert (Pickle, Npz) == (PickleStore, NpzStore)
+    assert (PickleStore.ext, NpzStore.ext) == (".pkl", ".npz")
+
+
+def test_h5_compat_path_names_the_extra_when_missing():
+    code = ("import sys; sys.modules['psyrun_store_h5'] = None\n"
+            "try:\n    import psyrun.store.h5\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'psyrun[h5]'" in done.stdout, done
+
+
+def test_importing_the_stores_does_not_import_numpy():
+    code = ("import sys, psyrun.store, psyrun.store.pickle, psyrun.store.npz, psyrun.store.merge\n"
+            "from psyrun.plugins.manager import get_plugin_manager\n"
+            "get_plugin_manager().store_for_path('x.h5')\n"
+            "print(sorted(m for m in ('numpy', 'tables', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done
+
+
+@pytest.mark.parametrize("ext", STORES)
+def test_autodetect_store_uses_the_store_of_the_extension(tmp_path, ext):
+    real = store_or_skip(ext)
+    store = AutodetectStore()
+    path = tmp_path / f"r{ext}"
+    store.save(path, {"a": [1, 2]})
+    store.append(path, {"a": [3]})
+    assert store.count(path) == 3
+    assert_data_equal(store.load(path, row=slice(1, None)), {"a": [2, 3]})
+    assert_data_equal(real.load(path), {"a": [1, 2, 3]})
+    assert_data_equal(load_result(path), {"a": [1, 2, 3]})
+
+
+def test_autodetect_store_ext_is_the_default_stores():
+    assert AutodetectStore().ext == DefaultStore.ext == ".pkl"
+
+
+def test_an_unknown_extension_names_the_installed_stores(tmp_path):
+    with pytest.raises(PluginNotFoundError, match=r"'\.csv'.*\.npz \(npz\)"):
+        AutodetectStore().save(tmp_path / "r.csv", {"a": [1]})
+    with pytest.raises(PluginNotFoundError, match="no file extension"):
+        load_result(tmp_path / "result")
+
+
+def test_to_dataframe_keeps_scalars_and_wraps_arrays(tmp_path):
+    pd = pytest.importorskip("pandas")
+    NpzStore().save(tmp_path / "r.npz", {"k": [1, 2], "x": [0.5, math.nan],
+                                         "v": np.arange(12.0).reshape(2, 3, 2), "s": ["a", "b"]})
+    frame = to_dataframe(load_result(tmp_path / "r.npz"))
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["k", "x", "v", "s"]
+    assert frame["k"].dtype.kind == "i" and frame["x"].dtype.kind == "f"
+    assert frame["v"].dtype == object and frame["v"][1].shape == (3, 2)
+    assert frame["v"][1][2, 1] == 11.0 and math.isnan(frame["x"][1])
+
+
+@pytest.mark.parametrize("ext", STORES)
+def test_map_pspace_hdd_backed_with_every_store(tmp_path, ext):
+    store_or_skip(ext)
+    mapper = pytest.importorskip("psyrun.mapper")
+    from psyrun.pspace import Param
+
+    calls = []
+
+    def square(x):
+        calls.append(x)
+        if x == 3 and calls.count(3) == 1:
+            raise RuntimeError("fails the first time")
+        return {"y": x * x, "v": np.full(2, x)}
+
+    path = tmp_path / f"hdd{ext}"
+    with pytest.raises(RuntimeError):
+        mapper.map_pspace_hdd_backed(square, Param(x=[1, 2, 3, 4]), path, chunk_size=1)
+    assert load_result(path)["x"].__len__() == 2  # the rows before the failure were kept
+    result = mapper.map_pspace_hdd_backed(square, Param(x=[1, 2, 3, 4]), path, chunk_size=1)
+    assert sorted(np.asarray(result["x"]).tolist()) == [1, 2, 3, 4]
+    by_x = dict(zip(np.asarray(result["x"]).tolist(), np.asarray(result["y"]).tolist()))
+    assert by_x == {1: 1, 2: 4, 3: 9, 4: 16}
+    assert calls == [1, 2, 3, 3, 4]  # nothing computed twice
