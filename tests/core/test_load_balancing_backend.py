@@ -76,6 +76,7 @@ def run_jobs(path: Path, cont: bool = False, finalize: bool = True) -> LoadBalan
     task = TaskDef(path)
     backend = task.create_backend()
     graph = backend.create_job(cont=cont)
+    backend.before_submit()
     backend.run_job("pspace")
     workers = start_workers(task, find_job(graph, "process").n)
     for w in workers:
@@ -166,6 +167,7 @@ def test_kill_a_random_worker_then_continue(tmp_path, seed):
     task = TaskDef(path)
     backend = task.create_backend()
     graph = backend.create_job()
+    backend.before_submit()
     backend.run_job("pspace")
     workers = start_workers(task, find_job(graph, "process").n)
     _wait_for_progress(backend._current_round())
@@ -205,6 +207,7 @@ def test_plain_run_after_interruption_computes_only_the_rest(tmp_path):
     task = TaskDef(path)
     backend = task.create_backend()
     backend.create_job()
+    backend.before_submit()
     backend.run_job("pspace")
     # a worker that processed only part of the queue (stopped by a claim limit)
     queue = ItemQueue(backend._current_round())

@@ -195,6 +195,7 @@ class LoadBalancingBackend(Backend):
         self.planfile = self.workdir / "plan.json"
         self.currentfile = self.workdir / "current.json"
         self.roundsdir = self.workdir / "rounds"
+        self._plan: dict[str, Any] | None = None
 
     # -------------------------------------------------------- rounds
     def _round_dirs(self) -> list[Path]:
@@ -260,8 +261,11 @@ class LoadBalancingBackend(Backend):
             self.task.dependencies, [self.currentfile])
 
     # -------------------------------------------------------- plan and graph
-    def _write_plan(self, plan: dict[str, Any]) -> None:
-        atomic_write_bytes(self.planfile, json.dumps(plan).encode())
+    def before_submit(self) -> None:
+        """Write the plan of the graph :meth:`create_job` made last (the jobs read it)."""
+        if self._plan is None:
+            raise JobFailedError("create_job() must be called before before_submit().")
+        atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
 
     def _read_plan(self) -> dict[str, Any]:
         try:
@@ -290,9 +294,8 @@ class LoadBalancingBackend(Backend):
             settled = n_items == 0 and is_up_to_date(
                 deps + [p for p in [self.currentfile] if p.exists()], [task.resultfile])
         workers = 0 if settled else n_workers(n_items, task.max_jobs)
-        self._write_plan({"fresh": fresh, "keep_result": keep_result, "n_items": n_items,
-                          "workers": workers, "pool_size": task.pool_size,
-                          "created": time.time()})
+        self._plan = {"fresh": fresh, "keep_result": keep_result, "n_items": n_items,
+                      "workers": workers, "pool_size": task.pool_size, "created": time.time()}
         done_marker = [task.resultfile] if settled else []
         args = task.scheduler_args
         return JobChain([
