@@ -214,3 +214,33 @@ def test_load_balancing_with_three_workers_computes_every_item_once(slurm_tmp):
     psy(slurm_tmp, "run", "--wait", "balanced")
     assert calls(slurm_tmp) == list(range(40))
     assert result_rows(slurm_tmp, "balanced") == [(x, 2 * x) for x in range(40)]
+
+
+def test_new_task_template_for_slurm_runs(slurm_tmp):
+    psy(slurm_tmp, "new-task", "--scheduler", "slurm", "demo")
+    text = (slurm_tmp / "psy-tasks" / "task_demo.py").read_text()
+    assert 'scheduler = "slurm"' in text
+    assert "# 'timelimit': \"1:00:00\",  # --time" in text
+    assert "--mem-per-cpu" in text and "--array=...%N" in text
+    psy(slurm_tmp, "run", "--wait", "demo")
+    assert "6 done" in psy(slurm_tmp, "status", "demo").stdout
+
+
+def test_task_file_written_for_psyrun_08_runs(slurm_tmp):
+    write_task(slurm_tmp, "old", """\
+        from psyrun import Param
+        from psyrun.scheduler import Slurm
+
+        pspace = Param(x=range(5))
+        workdir = "psy-work"
+        scheduler = Slurm(workdir)
+        scheduler_args = {"timelimit": "10:00", "memory_per_cpu": "200M"}
+        max_jobs = 2
+
+        def execute(x):
+            return {"y": x * 3}
+        """)
+    psy(slurm_tmp, "run", "--wait", "old")
+    assert result_rows(slurm_tmp, "old") == [(x, x * 3) for x in range(5)]
+    # The scheduler keeps its files under the directory the task file gave it.
+    assert len(list((slurm_tmp / "psy-work" / "slurm" / "records").glob("*.json"))) == 3
