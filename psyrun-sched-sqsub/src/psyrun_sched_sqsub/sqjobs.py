@@ -30,7 +30,7 @@ class SqjobsRow:
     """One job as sqjobs lists it."""
 
     id: str
-    #: sqjobs' state code: R, Q, *Q, Z, D, C, ...
+    #: sqjobs' state code: ``R``, ``Q``, ``*Q``, ``Z``, ``D``, ``C``, ...
     state: str
     user: str | None = None
     #: The last column (the job's name or command).
