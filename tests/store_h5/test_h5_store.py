@@ -131,3 +131,12 @@ def test_reads_a_file_laid_out_as_psyrun_08_wrote_it(path):
     store = H5Store()
     assert store.count(path) == 3
     assert_data_equal(store.load(path, row=1), {"a": [2], "b": [[3.0, 4.0]]})
+
+
+def test_a_column_saved_without_rows_takes_the_type_of_its_first_rows(path):
+    store = H5Store()
+    store.save(path, {"s": [], "n": []})
+    store.append(path, {"s": ["text"], "n": [1]})
+    loaded = store.load(path)
+    assert list(loaded) == ["s", "n"]
+    assert loaded["s"].tolist() == ["text"] and loaded["n"].tolist() == [1]

@@ -202,6 +202,7 @@ class H5Writer:
 
     # ------------------------------------------------------------ nodes
     def create(self, name: str, kind: str, values: Any) -> _Column:
+        """A new column for ``values``; the rows already in the file are filled."""
         import numpy as np
         import tables
 
@@ -311,7 +312,14 @@ class H5Writer:
         converted = {name: self.convert(name, values) for name, values in data.items()}
         for name, (kind, values) in converted.items():
             column = self.columns.get(name)
-            if column is None:
+            if column is not None and self.rows == 0 and column.kind != kind:
+                # A column saved without rows had no real type: take the new one.
+                order = column.node._v_attrs[ORDER_ATTR] if ORDER_ATTR in column.node._v_attrs \
+                    else len(self.columns)
+                column.node._f_remove()
+                del self.columns[name]
+                self.create(name, kind, values).node._v_attrs[ORDER_ATTR] = order
+            elif column is None:
                 self.create(name, kind, values)
             else:
                 self.fit(column, kind, values)

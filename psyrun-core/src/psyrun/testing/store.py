@@ -308,6 +308,46 @@ class StoreContract:
         assert after.st_ino == before.st_ino, "append wrote a new file"
         assert after.st_size >= before.st_size
 
+    def test_random_appends_match_a_reference(self, store, tmp_path):
+        """Any sequence of appends loads as the chunks joined with filled gaps."""
+        hypothesis = pytest.importorskip("hypothesis")
+        st = hypothesis.strategies
+        import itertools
+
+        values = {
+            "i": st.integers(-(2**40), 2**40),
+            "f": st.floats(allow_nan=True, allow_infinity=True, width=64),
+            "s": st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
+                         max_size=6),
+            "b": st.booleans(),
+        }
+
+        @st.composite
+        def chunk(draw):
+            names = draw(st.lists(st.sampled_from(sorted(values)), unique=True))
+            # A column of no rows has no type, so its fill is not defined.
+            n = draw(st.integers(1, 4)) if names else 0
+            return n, {name: draw(st.lists(values[name], min_size=n, max_size=n))
+                       for name in names}
+
+        files = itertools.count()
+
+        @hypothesis.settings(max_examples=25, deadline=None, database=None,
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.given(st.lists(chunk(), min_size=1, max_size=4))
+        def check(chunks):
+            path = tmp_path / f"random-{next(files)}{store.ext}"
+            for _, data in chunks:
+                store.append(path, data)
+            names = list(dict.fromkeys(name for _, data in chunks for name in data))
+            fill = {"i": math.nan, "f": math.nan, "b": math.nan, "s": self.string_fill}
+            expected = {name: [v for n, data in chunks
+                               for v in data.get(name, [fill[name]] * n)] for name in names}
+            assert store.count(path) == sum(n for n, _ in chunks)
+            assert_data_equal(store.load(path), expected)
+
+        check()
+
     # ------------------------------------------------------------ save_many
     def test_save_many_joins_chunks(self, store, path):
         chunks = [{"a": [1, 2]}, {"a": [3], "b": ["x"]}, {"b": ["y"]}, {}]
