@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 
 from psyrun.backend.item_queue import ItemQueue
-from psyrun.backend.load_balancing import InputRows, LoadBalancingBackend
+from psyrun.backend.item_queue import Claim, Owner
+from psyrun.backend.load_balancing import (
+    STALE_AFTER_SECONDS,
+    InputRows,
+    LoadBalancingBackend,
+    _Heartbeat,
+    claim_is_live,
+)
 from psyrun.backend.result_log import read_log
 from psyrun.exceptions import JobFailedError
 from psyrun.jobs import find_job
@@ -211,8 +218,6 @@ def test_plain_run_after_interruption_computes_only_the_rest(tmp_path):
     backend.run_job("pspace")
     # a worker that processed only part of the queue (stopped by a claim limit)
     queue = ItemQueue(backend._current_round())
-    from psyrun.backend.item_queue import Owner
-
     queue.claim(Owner.current(), 100)  # claimed by this (live) process, never finished
     assert backend.item_counts().in_progress == 100
     workers = start_workers(task, 1)
@@ -294,3 +299,25 @@ def test_input_rows_by_range_and_whole(tmp_path):
     expected = [{"x": i, "z": f"s{i}"} for i in range(3, 6)]
     assert whole.rows(3, 6) == expected
     assert ranged.rows(3, 6) == expected
+
+
+def test_claims_of_other_hosts_live_by_the_heartbeat_of_their_log(tmp_path):
+    round_dir = tmp_path / "0000"
+    (round_dir / "out").mkdir(parents=True)
+    remote = Owner("some-other-node", 1234, "99", "cafe")
+    claim = Claim(0, 0, 5, remote)
+    assert not claim_is_live(claim, round_dir)  # no log at all: it never got going
+    log = round_dir / "out" / f"{remote.label}.log"
+    log.write_bytes(b"")
+    assert claim_is_live(claim, round_dir)
+    old = time.time() - STALE_AFTER_SECONDS - 5
+    os.utime(log, (old, old))
+    assert not claim_is_live(claim, round_dir)
+    with _Heartbeat(log, interval=0.05):
+        deadline = time.monotonic() + 10
+        while not claim_is_live(claim, round_dir) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert claim_is_live(claim, round_dir)
+    # on this host the pid decides, whatever the log says
+    me = Owner.current()
+    assert claim_is_live(Claim(1, 5, 6, me), round_dir)

@@ -36,9 +36,11 @@ Why ``link`` and not a lock:
 A claim records its owner: host, pid, the process start time from ``/proc``
 and a random token.  On the same host a claim whose pid is gone, is a
 zombie, or now belongs to a process started at another time is stale; on
-another host liveness is unknown (reported as in progress until the jobs have
-finished).  ``psy run -c`` starts a new round with every item that has no
-result, so a dead worker's unfinished claims are computed again, once.
+another host the pid says nothing, so the LoadBalancing backend looks at the
+heartbeat its process leaves on its result log instead
+(:func:`psyrun.backend.load_balancing.claim_is_live`).  ``psy run -c`` starts
+a new round with every item that has no result, so a dead worker's unfinished
+claims are computed again, once.
 
 Claims are made for small batches whose size adapts to the measured item
 duration (:class:`BatchSizer`): a claim costs a few file operations (tens of

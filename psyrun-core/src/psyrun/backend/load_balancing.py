@@ -35,10 +35,12 @@ Files in ``psy-work/<task>/``::
 Correctness under concurrency comes from two rules: a claim is published with
 ``link()`` (atomic on NFS too) and every process writes only its own log.  A
 worker killed with ``kill -9`` loses at most the items it had claimed and not
-finished; its claims name a process that no longer exists, so ``psy status``
-shows those items as missing rather than in progress, and ``psy run -c`` (or a
-plain ``psy run`` of an unchanged task) starts a new round with exactly the
-assignments that have no result: everything in a log counts as done.
+finished; its claims name a process that no longer exists (on another host:
+whose result log has not been touched by its heartbeat thread for
+:data:`STALE_AFTER_SECONDS`), so ``psy status`` shows those items as missing
+rather than in progress, and ``psy run -c`` (or a plain ``psy run`` of an
+unchanged task) starts a new round with exactly the assignments that have no
+result: everything in a log counts as done.
 
 Reading the input: a store that can read a range of rows cheaply (it says so
 with the class attribute ``reads_rows_cheaply = True``, as the h5 store does)
@@ -77,6 +79,11 @@ from psyrun.exceptions import JobFailedError
 from psyrun.jobs import Job, JobArray, JobChain, JobNode, is_up_to_date
 
 PSPACE, PROCESS, FINALIZE = "pspace", "process", "finalize"
+
+#: How often a pulling process touches its result log to say it is alive.
+HEARTBEAT_SECONDS = 30.0
+#: A log untouched for this long marks its process on another host as gone.
+STALE_AFTER_SECONDS = 4 * HEARTBEAT_SECONDS
 
 
 def n_workers(n_items: int, max_jobs: int) -> int:
@@ -148,7 +155,8 @@ def pull_items(task: Any, round_dir: Path, proc_id: int, parent_pid: int | None 
     header = {"round": round_dir.name, "proc_id": proc_id, "host": owner.host,
               "pid": owner.pid, "token": owner.token, "started": time.time()}
     done = failed = 0
-    with ResultLog(round_dir / "out" / f"{owner.label}.log", header) as log:
+    with ResultLog(round_dir / "out" / f"{owner.label}.log", header) as log, \
+            _Heartbeat(log.path):
         while parent_pid is None or os.getppid() == parent_pid:
             began = time.perf_counter()
             claim = queue.claim(owner, sizer.next_size(queue.unclaimed))
@@ -167,6 +175,55 @@ def pull_items(task: Any, round_dir: Path, proc_id: int, parent_pid: int | None 
                     failed += 1
             sizer.record(len(claim), time.perf_counter() - began)
     return done, failed
+
+
+class _Heartbeat:
+    """Touches a result log every few seconds while its process runs.
+
+    Liveness of a process on another host cannot be checked with its pid; the
+    log's modification time (set by the file server) can: while an item runs
+    for hours nothing is written, so a thread touches the file.
+    """
+
+    def __init__(self, path: Path, interval: float = HEARTBEAT_SECONDS) -> None:
+        import threading
+
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="psyrun-heartbeat",
+                                        daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                os.utime(self.path)
+            except OSError:  # the log was removed (psy clean): nothing to keep alive
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+
+
+def claim_is_live(claim: Claim, round_dir: Path, now: float | None = None) -> bool:
+    """Whether the process that made ``claim`` may still be working on it.
+
+    On its own host the pid decides (:meth:`Owner.liveness`); on another host
+    the heartbeat of its result log does.
+    """
+    liveness = claim.owner.liveness()
+    if liveness is not Liveness.UNKNOWN:
+        return liveness is Liveness.ALIVE
+    log = round_dir / "out" / f"{claim.owner.label}.log"
+    try:
+        age = (time.time() if now is None else now) - log.stat().st_mtime
+    except OSError:
+        return False
+    return age < STALE_AFTER_SECONDS
 
 
 def _pool_child(task: Any, round_dir: str, proc_id: int, parent_pid: int) -> None:
@@ -444,8 +501,8 @@ class LoadBalancingBackend(Backend):
                 if key not in done_keys:
                     failed.add(key)
         queue = ItemQueue(round_dir)
-        live: list[Claim] = [c for c in queue.claims()
-                             if c.owner.liveness() is not Liveness.DEAD]
+        now = time.time()
+        live: list[Claim] = [c for c in queue.claims() if claim_is_live(c, round_dir, now)]
         positions = sorted({p for c in live for p in c.positions() if p not in finished})
         busy: set[tuple[Any, ...]] = set()
         if positions:
