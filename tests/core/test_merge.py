@@ -120,3 +120,17 @@ def test_natural_key_orders_numbers_by_value():
     names = ["out-10.npz", "out-9.pkl", "b", "a2", "a10", "out-1.h5"]
     assert sorted(names, key=natural_key) == ["a2", "a10", "b", "out-1.h5", "out-9.pkl",
                                               "out-10.npz"]
+
+
+def test_files_of_an_uninstalled_store_are_reported_not_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("PSYRUN_DISABLED_PLUGINS", "h5")
+    from psyrun.plugins.manager import get_plugin_manager
+
+    get_plugin_manager.cache_clear()
+    try:
+        write_outputs(tmp_path, 1)
+        (tmp_path / "out-1.h5").write_bytes(b"written where psyrun[h5] was installed")
+        with pytest.raises(CorruptFileError, match=r"out-1\.h5.*pip install 'psyrun\[h5\]'"):
+            merge_files(tmp_path, tmp_path / "merged.pkl")
+    finally:
+        get_plugin_manager.cache_clear()

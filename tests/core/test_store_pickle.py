@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from psyrun.exceptions import CorruptFileError
+from psyrun.exceptions import CorruptFileError, UnsupportedDataError
 from psyrun.store import PickleStore
 from psyrun.store.pickle import MAGIC
 from psyrun.testing.store import StoreContract, assert_data_equal
@@ -102,8 +102,8 @@ def test_a_pickled_non_dict_is_refused(path):
 
 
 def test_unpicklable_data_is_refused_without_writing(path):
-    with pytest.raises(Exception, match="pickle"):
-        PickleStore().save(path, {"f": [lambda: 1]})
+    with pytest.raises(UnsupportedDataError, match="Column 'f' cannot be pickled"):
+        PickleStore().save(path, {"ok": [1], "f": [lambda: 1]})
     assert not path.exists()
 
 

@@ -83,7 +83,13 @@ def output_files(directory: PathLike, exclude: Iterable[PathLike] = ()) -> list[
                              "the output files.")
         raise StoreFileNotFoundError(f"No such directory: {directory}. Give the directory "
                                      "that holds the output files.")
+    from psyrun.plugins.manager import FIRST_PARTY_EXTENSIONS
+
+    # Files of a first-party store that is not installed are inputs too: they
+    # fail to load with an error saying what to install, instead of being
+    # left out of the result without a word.
     extensions = {e for r in get_plugin_manager().records("store") for e in r.extensions}
+    extensions |= set(FIRST_PARTY_EXTENSIONS)
     excluded = {Path(p).resolve() for p in exclude}
     files = [
         p for p in directory.iterdir()

@@ -78,10 +78,21 @@ def _encode_frame(data: Data, rows: int) -> bytes:
     try:
         payload = pickle.dumps(dict(data), protocol=PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise UnsupportedDataError(f"The data cannot be pickled: {exc}. Make every value picklable "
-                                   "(for example, module-level classes instead of local ones).")
+        raise UnsupportedDataError(
+            f"Column {_unpicklable_column(data)!r} cannot be pickled ({exc}). Make every value "
+            "picklable (for example, functions and classes defined at module level)."
+        ) from None
     meta = pickle.dumps(list(data), protocol=PROTOCOL)
     return _FRAME.pack(len(meta), len(payload), rows) + meta + payload
+
+
+def _unpicklable_column(data: Data) -> str | None:
+    for name, values in data.items():
+        try:
+            pickle.dumps(values, protocol=PROTOCOL)
+        except Exception:  # whatever pickling raises names this column
+            return name
+    return None
 
 
 def _missing_fill(template: Any, n: int) -> Any:
