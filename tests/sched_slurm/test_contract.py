@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from psyrun.testing.scheduler import SchedulerContract
 from psyrun_sched_slurm import Slurm
 

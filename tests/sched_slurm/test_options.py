@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 import pytest
-
 from psyrun.exceptions import SchedulerArgumentError
 from psyrun_sched_slurm import Slurm
 from psyrun_sched_slurm.arrays import Chunk, array_spec, split

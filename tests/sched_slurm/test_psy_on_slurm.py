@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from psyrun_sched_slurm.cluster import cluster_config
 
 TIMEOUT = 180

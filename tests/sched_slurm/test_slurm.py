@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from psyrun.scheduler.base import ARRAY_INDEX, JobState
 from psyrun_sched_slurm import Slurm
 from psyrun_sched_slurm.cluster import cluster_config
@@ -170,8 +169,8 @@ def test_job_name_and_sbatch_options_reach_slurm(slurm_tmp, workdir):
 def test_status_after_squeue_forgot_comes_from_sacct_then_the_exit_records(
         slurm_tmp, workdir, monkeypatch):
     import attrs
-
-    from psyrun_sched_slurm import cluster, scheduler as scheduler_module
+    from psyrun_sched_slurm import cluster
+    from psyrun_sched_slurm import scheduler as scheduler_module
 
     scheduler = Slurm(workdir)
     started = slurm_tmp / "third-started"
@@ -193,10 +192,7 @@ def test_status_after_squeue_forgot_comes_from_sacct_then_the_exit_records(
         status = scheduler.status([job])[job]
         return [(e.state, e.exit_code) for e in status.elements]
 
-    # (A failed element makes the whole array "failed" while others still end.)
-    while not all(state.finished for state, _ in seen()):
-        assert time.monotonic() < deadline, seen()
-        time.sleep(0.3)
+    wait(scheduler, job)
     assert seen() == expected
     # MinJobAge has passed: squeue knows nothing any more.
     monkeypatch.setattr(Slurm, "_squeue", staticmethod(lambda ids: ({}, True)))

@@ -89,9 +89,12 @@ def test_array_status_reports_failed_elements_with_their_indices():
     elements = [status_of("21", 0, sacct=SACCT), status_of("21", 1, sacct=SACCT),
                 status_of("21", 4, squeue=SQUEUE)]
     status = array_status("21", "t:p", elements)
+    assert status.state is JobState.RUNNING  # not finished while an element runs
+    assert status.reason == "1 of 3 elements failed (indices 1)"
+    elements[2] = status_of("21", 2, sacct=SACCT)
+    status = array_status("21", "t:p", elements)
     assert status.state is JobState.FAILED
     assert status.exit_code == 2
-    assert status.reason == "1 of 3 elements failed (indices 1)"
 
 
 def test_expand_tasks_reads_slurm_ranges():

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
-
 from psyrun.scheduler.base import ARRAY_INDEX
 
 

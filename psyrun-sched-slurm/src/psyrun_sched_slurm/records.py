@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import attrs
-
 from psyrun.scheduler.base import substitute_index
+
 from psyrun_sched_slurm.arrays import Chunk
 
 #: Separates the Slurm job ids of the chunks in the id of a split array.

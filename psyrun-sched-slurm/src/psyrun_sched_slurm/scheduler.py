@@ -23,6 +23,7 @@ from typing import Any
 
 from psyrun.exceptions import SchedulerError
 from psyrun.scheduler.base import JobState, JobStatus, Scheduler
+
 from psyrun_sched_slurm import arrays, batch_script, sbatch_options, status
 from psyrun_sched_slurm.cluster import cluster_config
 from psyrun_sched_slurm.commands import run_slurm

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
-
 from psyrun.scheduler.base import JobState, JobStatus, combine_states
 
 #: Format of the squeue call: id (``123`` or ``123_4``), state, reason.
