@@ -5,6 +5,7 @@ killing only its own jobs, the task template and the 0.8 import paths."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -149,7 +150,17 @@ def test_a_job_that_ended_without_an_exit_record_is_failed(tmp_path, sqsub_emula
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.05)
-    scheduler.listing_grace = 0
+    # Its log changed a moment ago: the record may still be on its way (NFS).
+    log = tmp_path / "oom.log"
+    log.write_text("")
+    waiting = scheduler.status([job_id])[job_id]
+    assert waiting.state is JobState.RUNNING and "not visible yet" in waiting.reason
+    # Long after the log last changed, no record means the job failed.
+    old = time.time() - 2 * scheduler.listing_grace
+    record_path = tmp_path / "work" / "sqsub" / "jobs" / f"{job_id}.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "submitted": old - 10}))
+    os.utime(log, (old, old))
     status = scheduler.status([job_id])[job_id]
     assert status.state is JobState.FAILED
     assert "without recording" in status.reason

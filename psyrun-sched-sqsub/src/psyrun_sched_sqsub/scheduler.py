@@ -69,8 +69,11 @@ class Sqsub(Scheduler):
     known_args = KNOWN_ARGS
     required_args = REQUIRED_ARGS
 
-    #: Seconds after submission during which a job that sqjobs does not list
-    #: yet counts as queued (the cluster may take a moment to show it).
+    #: Seconds of doubt: a job that sqjobs does not list yet is queued for this
+    #: long after its submission (the cluster may take a moment to show it),
+    #: and a job that ended without a visible exit record is still running for
+    #: this long after its log last changed (a shared file system may show the
+    #: record late).  After that, a job without a record has failed.
     listing_grace: float = 30.0
     #: Seconds a job waits for the exit record of a job it depends on.
     dependency_grace: float = DEFAULT_GRACE
@@ -268,11 +271,34 @@ class Sqsub(Scheduler):
                 return JobStatus(state=state, reason=reason, **common)
             if killed or row.state == "C":
                 return JobStatus(state=JobState.CANCELLED, reason="killed", **common)
-            return JobStatus(state=JobState.FAILED, reason=_NO_RECORD, **common)
+            return self._ended_without_record(record, common)
         if killed:
             return JobStatus(state=JobState.CANCELLED, reason="killed by psyrun", **common)
-        if time.time() - record.submitted < self.listing_grace:
+        if (time.time() - record.submitted < self.listing_grace
+                and self._log_changed(record) is None):
             return JobStatus(state=JobState.QUEUED, reason="not listed by sqjobs yet", **common)
+        return self._ended_without_record(record, common)
+
+    @staticmethod
+    def _log_changed(record: JobRecord) -> float | None:
+        """When the job last wrote its log, if it did since its submission."""
+        try:
+            changed = Path(record.output).stat().st_mtime
+        except OSError:
+            return None
+        return changed if changed >= record.submitted - 1 else None
+
+    def _ended_without_record(self, record: JobRecord, common: dict[str, Any]) -> JobStatus:
+        """A job sqjobs shows as done, or no longer lists, and whose wrapper recorded nothing.
+
+        On a shared file system the exit record written on the node may show
+        up late on the login node; while the job's log was written to
+        recently, give the record time to appear.
+        """
+        last_activity = self._log_changed(record) or record.submitted
+        if time.time() - last_activity < self.listing_grace:
+            return JobStatus(state=JobState.RUNNING,
+                             reason="ended; its exit record is not visible yet", **common)
         return JobStatus(state=JobState.FAILED, reason=_NO_RECORD, **common)
 
     def status(self, ids: Iterable[str]) -> dict[str, JobStatus]:
