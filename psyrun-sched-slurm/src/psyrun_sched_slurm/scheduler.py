@@ -46,15 +46,17 @@ class Slurm(Scheduler):
     """Submits psyrun's jobs to Slurm with sbatch.
 
     ``workdir`` is where the scheduler keeps its batch scripts and records
-    (``<workdir>/slurm``); psyrun passes the task's workdir.  Without one, they
-    go next to each job's output file.
+    (``<workdir>/slurm``); psyrun passes the task's workdir.  Without one
+    (``Slurm()``), scripts and exit records go next to each job's output file
+    and the records live only as long as this object, so a later process
+    knows the jobs only from squeue and sacct.
     """
 
     known_args = sbatch_options.KNOWN_ARGS
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None) -> None:
         super().__init__(workdir)
-        self._book = RecordBook(self._state_dir())
+        self._book = RecordBook(None)
 
     # ------------------------------------------------------------ files
     def _state_dir(self, output: Path | None = None) -> Path | None:
