@@ -43,7 +43,7 @@ unchanged task) starts a new round with exactly the assignments that have no
 result: everything in a log counts as done.
 
 Reading the input: a store that can read a range of rows cheaply (it says so
-with the class attribute ``reads_rows_cheaply = True``, as the h5 store does)
+with :attr:`psyrun.store.base.Store.reads_rows_cheaply`, as the h5 store does)
 is asked for each claimed batch only.  Any other store (pickle, npz) is read
 once, whole, by each process, which keeps the input in memory: fast per item,
 but startup and memory grow with the input size times the number of processes.

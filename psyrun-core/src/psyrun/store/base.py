@@ -25,6 +25,10 @@ class Store(abc.ABC):
 
     #: The extension (with the dot) of the files this store writes.
     ext: str = ""
+    #: True if ``load(filename, row=slice(...))`` reads only those rows, not the
+    #: whole file.  The load-balancing backend then reads each claimed batch on
+    #: its own instead of keeping the whole input in memory in every process.
+    reads_rows_cheaply: bool = False
 
     @abc.abstractmethod
     def save(self, filename: PathLike, data: Data) -> None:
