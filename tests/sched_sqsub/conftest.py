@@ -39,16 +39,12 @@ class Emulator:
     def job(self, job_id: str) -> dict:
         return json.loads((self.state / "jobs" / f"{job_id}.json").read_text())
 
-
-def _kill_leftovers(state: Path) -> None:
-    for path in (state / "jobs").glob("*.json"):
-        try:
-            job = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if job.get("state") not in ("D", "C") and job.get("pgid"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(job["pgid"], signal.SIGKILL)
+    def kill_leftovers(self) -> None:
+        """SIGKILL the process group of every job still queued or running."""
+        for job in self.jobs():
+            if job.get("state") not in ("D", "C") and job.get("pgid"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(job["pgid"], signal.SIGKILL)
 
 
 @pytest.fixture
@@ -62,10 +58,11 @@ def sqsub_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PATH", f"{EMULATOR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("SQSUB_EMULATOR_STATE", str(state))
     monkeypatch.setenv("SQSUB_EMULATOR_LINGER", "2")
+    emulator = Emulator(state)
     try:
-        yield Emulator(state)
+        yield emulator
     finally:
-        _kill_leftovers(state)
+        emulator.kill_leftovers()
 
 
 # ------------------------------------------------------------------ whole psy runs

@@ -202,3 +202,20 @@ def test_tools_need_the_state_directory(tmp_path):
     emulator = Path(__file__).parent / "emulator"
     result = subprocess.run([str(emulator / "sqjobs")], capture_output=True, text=True, env=env)
     assert result.returncode == 1 and "SQSUB_EMULATOR_STATE" in result.stderr
+
+
+def test_teardown_kills_jobs_left_running(sqsub_emulator, tmp_path):
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
+    job_id = submit("-r", "1h", "--mpp=1G", "-o", str(tmp_path / "a.log"), PY, "-c", code)
+    waiting = submit("-r", "1h", "--mpp=1G", "-o", str(tmp_path / "b.log"), "-w", job_id, "true")
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    runners = [sqsub_emulator.job(i)["pid"] for i in (job_id, waiting)]
+    sqsub_emulator.kill_leftovers()  # what the fixture does after each test
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in [int(pidfile.read_text()), *runners]):
+        assert time.monotonic() < deadline, "a job's process outlived the teardown"
+        time.sleep(0.05)
