@@ -174,7 +174,9 @@ class Slurm(Scheduler):
         slurm_ids = [sid for job in ids for sid in slurm_ids_of(job) if _SLURM_ID.match(sid)]
         if not slurm_ids:
             return
-        proc = run_slurm(["scancel", *slurm_ids], check=False)
+        # Last chunk first: a throttled array's next chunk waits for the one
+        # before (afterany) and must not start in the moment that one ends.
+        proc = run_slurm(["scancel", *reversed(slurm_ids)], check=False)
         if proc.returncode != 0:
             # Jobs that already ended are fine to "kill"; anything else is not.
             problems = [line for line in proc.stderr.splitlines() if line.strip()
