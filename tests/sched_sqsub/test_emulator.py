@@ -219,3 +219,13 @@ def test_teardown_kills_jobs_left_running(sqsub_emulator, tmp_path):
     while any(_alive(p) for p in [int(pidfile.read_text()), *runners]):
         assert time.monotonic() < deadline, "a job's process outlived the teardown"
         time.sleep(0.05)
+
+
+def test_e_separates_stderr_and_i_feeds_stdin(sqsub_emulator, tmp_path):
+    (tmp_path / "in.txt").write_text("fed\n")
+    code = "import sys; print(sys.stdin.read().strip()); print('oops', file=sys.stderr)"
+    job_id = submit("-r", "5m", "--mpp=1G", "-o", str(tmp_path / "out"), "-e",
+                    str(tmp_path / "err"), "-i", str(tmp_path / "in.txt"), PY, "-c", code)
+    wait_for_state(sqsub_emulator, job_id, ("D",))
+    assert (tmp_path / "out").read_text() == "fed\n"
+    assert (tmp_path / "err").read_text() == "oops\n"
