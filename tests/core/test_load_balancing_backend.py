@@ -237,7 +237,7 @@ def test_changed_task_without_continue_starts_over(tmp_path):
     path = write_task(tmp_path, n=60, max_jobs=1, pool_size=1)
     os.utime(path, (time.time() + 1, time.time() + 1))
     backend = run_jobs(path)
-    assert [d.name for d in backend._round_dirs()] == ["0000"]  # old rounds removed
+    assert [d.name for d in backend._round_dirs()] == ["0001"]  # old rounds removed
     check_result(backend.task, 60)
 
 
@@ -321,3 +321,12 @@ def test_claims_of_other_hosts_live_by_the_heartbeat_of_their_log(tmp_path):
     # on this host the pid decides, whatever the log says
     me = Owner.current()
     assert claim_is_live(Claim(1, 5, 6, me), round_dir)
+
+
+@pytest.mark.parametrize(("n_items", "max_jobs", "pool_size", "expected"), [
+    (0, 4, 1, 0), (3, 4, 1, 3), (100, 4, 1, 4), (3, 4, 4, 1), (9, 4, 4, 3), (100, 1, 8, 1),
+])
+def test_number_of_workers(n_items, max_jobs, pool_size, expected):
+    from psyrun.backend.load_balancing import n_workers
+
+    assert n_workers(n_items, max_jobs, pool_size) == expected

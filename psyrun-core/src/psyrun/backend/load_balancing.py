@@ -86,9 +86,15 @@ HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 4 * HEARTBEAT_SECONDS
 
 
-def n_workers(n_items: int, max_jobs: int) -> int:
-    """How many workers (array elements) a round of ``n_items`` gets."""
-    return max(0, min(max_jobs, n_items))
+def n_workers(n_items: int, max_jobs: int, pool_size: int = 1) -> int:
+    """How many workers (array elements) a round of ``n_items`` gets.
+
+    No more than ``max_jobs``, and no more than it takes to give every
+    process at least one item.
+    """
+    if n_items <= 0:
+        return 0
+    return max(1, min(max_jobs, -(-n_items // max(1, pool_size))))
 
 
 @attrs.frozen
@@ -350,7 +356,7 @@ class LoadBalancingBackend(Backend):
             n_items = table_len(self._missing_table(keep_result))
             settled = n_items == 0 and is_up_to_date(
                 deps + [p for p in [self.currentfile] if p.exists()], [task.resultfile])
-        workers = 0 if settled else n_workers(n_items, task.max_jobs)
+        workers = 0 if settled else n_workers(n_items, task.max_jobs, task.pool_size)
         self._plan = {"fresh": fresh, "keep_result": keep_result, "n_items": n_items,
                       "workers": workers, "pool_size": task.pool_size, "created": time.time()}
         done_marker = [task.resultfile] if settled else []
@@ -380,7 +386,13 @@ class LoadBalancingBackend(Backend):
     # -------------------------------------------------------- jobs
     def write_pspace(self) -> None:
         """Start a new round with the assignments that have no result yet."""
+        from psyrun.backend.table import table_len
+
         plan = self._read_plan()
+        existing = self._round_dirs()
+        # Round numbers are never reused, not even after a fresh start, so a
+        # process left over from an old round can never write into a new one.
+        number = int(existing[-1].name) + 1 if existing else 0
         if plan["fresh"]:
             # A new task definition: the old rounds describe other work.
             if self.roundsdir.exists():
@@ -388,10 +400,6 @@ class LoadBalancingBackend(Backend):
             todo = self.task.pspace.build()
         else:
             todo = self._missing_table(plan["keep_result"])
-        from psyrun.backend.table import table_len
-
-        existing = self._round_dirs()
-        number = int(existing[-1].name) + 1 if existing else 0
         round_dir = self.roundsdir / f"{number:04d}"
         n = table_len(todo)
         round_dir.mkdir(parents=True)
@@ -474,7 +482,8 @@ class LoadBalancingBackend(Backend):
         space = self.task.pspace.build()
         space_keys = row_keys(space, keys)
         total = len(space_keys)
-        done_keys = set(row_keys(self._done_table(keep_result=False), keys))
+        # Like Distribute: done is what psy run -c would keep.
+        done_keys = set(row_keys(self._done_table(keep_result=True), keys))
         done = sum(1 for k in space_keys if k in done_keys)
         failed_keys: set[tuple[Any, ...]] = set()
         busy_keys: set[tuple[Any, ...]] = set()
@@ -503,13 +512,14 @@ class LoadBalancingBackend(Backend):
         queue = ItemQueue(round_dir)
         now = time.time()
         live: list[Claim] = [c for c in queue.claims() if claim_is_live(c, round_dir, now)]
-        positions = sorted({p for c in live for p in c.positions() if p not in finished})
         busy: set[tuple[Any, ...]] = set()
-        if positions:
-            inputs = InputRows(self.store, round_dir / f"in{self.ext}")
-            for p in positions:
-                row = inputs.rows(p, p + 1)[0]
-                busy.add(row_keys(rows_to_columns([row], keys), keys)[0])
+        inputs = InputRows(self.store, round_dir / f"in{self.ext}")
+        for claim in live:
+            if all(p in finished for p in claim.positions()):
+                continue
+            rows = inputs.rows(claim.start, claim.stop)  # one read per claim
+            unfinished = [row for p, row in zip(claim.positions(), rows) if p not in finished]
+            busy.update(row_keys(rows_to_columns(unfinished, keys), keys))
         return failed, busy - done_keys
 
     def summary(self) -> TaskSummary:
