@@ -14,14 +14,11 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-
-from psyrun.backend.item_queue import ItemQueue
-from psyrun.backend.item_queue import Claim, Owner
+from psyrun.backend.item_queue import Claim, ItemQueue, Owner
 from psyrun.backend.load_balancing import (
     STALE_AFTER_SECONDS,
     InputRows,

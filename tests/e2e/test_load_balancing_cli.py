@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 
-
 def wait_for(predicate, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
