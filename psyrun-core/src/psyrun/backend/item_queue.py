@@ -253,6 +253,7 @@ class ItemQueue:
         """Claim up to ``size`` of the next unclaimed items; None when all are claimed."""
         size = max(1, int(size))
         tmp = self.tmp / f"{owner.label}.claim"
+        pause = 0.001
         while True:
             if self._next_start >= self.meta.n_items:
                 return None  # the cursor comes from real claims: everything is taken
@@ -269,6 +270,11 @@ class ItemQueue:
                 self._next_start = claim.stop
                 return claim
             self._follow()
+            if self._next_ticket == claim.ticket:
+                # The ticket exists but cannot be read yet (an NFS client's
+                # cached "no such file"): wait for the cache instead of spinning.
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
 
     @staticmethod
     def _publish(tmp: Path, target: Path) -> bool:
