@@ -524,12 +524,8 @@ class LoadBalancingBackend(Backend):
 
     def summary(self) -> TaskSummary:
         counts = self.item_counts()
-        summary = TaskSummary(total=counts.total, done=counts.done, failed=counts.failed,
-                              missing=counts.missing + counts.in_progress)
-        if "in_progress" in {a.name for a in attrs.fields(TaskSummary)}:
-            summary = attrs.evolve(summary, in_progress=counts.in_progress,
-                                   missing=counts.missing)
-        return summary
+        return TaskSummary(total=counts.total, done=counts.done, failed=counts.failed,
+                           missing=counts.missing, in_progress=counts.in_progress)
 
     def get_missing(self) -> Any:
         from psyrun.backend.table import table_len
