@@ -3,7 +3,8 @@
 sqsub has no arrays, so an array of n elements is n ``sqsub`` calls; status
 reads one ``sqjobs`` table plus one exit record per job.  This prints:
 
-* submission: seconds per array element (one sqsub call each);
+* submission: seconds per array element (one sqsub call each), with one
+  and with four sqsub calls at a time;
 * status of every element while jobs are queued or running (one sqjobs call);
 * status once every job has ended (exit records only, no sqjobs call).
 
@@ -27,15 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / "tests" / "sched_sqsub" / "emulator"
 
 
-def main(n: int) -> None:
+def measure(n: int, parallel: int) -> None:
     from psyrun.scheduler.base import ARRAY_INDEX
     from psyrun_sched_sqsub.scheduler import Sqsub
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        os.environ["PATH"] = f"{EMULATOR}{os.pathsep}{os.environ['PATH']}"
         os.environ["SQSUB_EMULATOR_STATE"] = str(tmp_path / "state")
         scheduler = Sqsub(tmp_path / "work")
+        scheduler.parallel_submissions = parallel
         args = {"timelimit": "10m", "memory": "100M"}
         argv = [sys.executable, "-c", "import sys, time; time.sleep(2)", ARRAY_INDEX]
         try:
@@ -58,12 +59,19 @@ def main(n: int) -> None:
                 if job.get("state") not in ("D", "C") and job.get("pgid"):
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(job["pgid"], signal.SIGKILL)
-    print(f"sqsub scheduler with the emulator, array of {n} elements")
+    print(f"sqsub scheduler with the emulator, array of {n} elements, "
+          f"{parallel} sqsub call(s) at a time")
     print(f"  submit_array: {submit:.2f} s ({submit / n * 1000:.0f} ms per element)")
     print(f"  status while {active} elements were unfinished (sqjobs + records): "
           f"{status_busy * 1000:.0f} ms")
     print(f"  status after the end ({done.state.value}, exit records only): "
           f"{status_done * 1000:.0f} ms")
+
+
+def main(n: int) -> None:
+    os.environ["PATH"] = f"{EMULATOR}{os.pathsep}{os.environ['PATH']}"
+    for parallel in (1, 4):
+        measure(n, parallel)
 
 
 if __name__ == "__main__":

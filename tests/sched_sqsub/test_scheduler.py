@@ -248,3 +248,30 @@ def test_08_import_without_the_plugin_names_the_install_command(statement):
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "pip install 'psyrun[sqsub]'" in result.stderr
+
+
+def test_array_whose_submission_fails_half_way_leaves_no_job_behind(
+        scheduler, sqsub_emulator, tmp_path, monkeypatch):
+    # An sqsub that refuses its third call and passes the others to the emulator.
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    counter = tmp_path / "calls"
+    script = fake / "sqsub"
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import os, pathlib, sys\n"
+        f"counter = pathlib.Path({str(counter)!r})\n"
+        "n = int(counter.read_text()) + 1 if counter.exists() else 1\n"
+        "counter.write_text(str(n))\n"
+        "if n == 3:\n"
+        "    sys.exit(print('sqsub: error: queue is full', file=sys.stderr) or 1)\n"
+        f"os.execv({str(sqsub_emulator.bin / 'sqsub')!r}, ['sqsub', *sys.argv[1:]])\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    scheduler.parallel_submissions = 1
+    with pytest.raises(SchedulerError, match="queue is full"):
+        scheduler.submit_array(5, py("import time; time.sleep(60)"), name="t:arr",
+                               output=tmp_path / f"a{ARRAY_INDEX}.log", scheduler_args=ARGS)
+    jobs = sqsub_emulator.jobs()
+    assert 2 <= len(jobs) < 5  # elements already on their way may still be submitted
+    assert {job["state"] for job in jobs} == {"C"}  # and are killed

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class Sqsub(Scheduler):
     listing_grace: float = 30.0
     #: Seconds a job waits for the exit record of a job it depends on.
     dependency_grace: float = DEFAULT_GRACE
+    #: sqsub calls running at once when an array is submitted.
+    parallel_submissions: int = 4
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None, *,
                  python: str | None = None) -> None:
@@ -207,19 +210,34 @@ class Sqsub(Scheduler):
             raise ValueError(f"an array needs at least one element, got n={n}")
         options = self._options(scheduler_args, name)
         wait_for, after = self._dependencies(depends_on)
-        ids: list[str] = []
-        try:
-            for index in range(n):
-                ids.append(self._submit_one(
-                    substitute_index([str(a) for a in argv], index),
-                    name=f"{name}-{index}",
-                    output=Path(substitute_index([str(output)], index)[0]),
-                    options=options, wait_for=wait_for, after=after, array=name, index=index))
-        except BaseException:
+
+        def element(index: int) -> str:
+            return self._submit_one(
+                substitute_index([str(a) for a in argv], index),
+                name=f"{name}-{index}",
+                output=Path(substitute_index([str(output)], index)[0]),
+                options=options, wait_for=wait_for, after=after, array=name, index=index)
+
+        # One sqsub call per element: a few at a time, as sqsub may take a
+        # second each on a busy login node.
+        results: dict[int, str] = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=max(1, self.parallel_submissions)) as pool:
+            futures = {pool.submit(element, index): index for index in range(n)}
+            for future in as_completed(futures):
+                try:
+                    results[futures[future]] = future.result()
+                except BaseException as exc:
+                    if failure is None:
+                        failure = exc
+                        for pending in futures:
+                            pending.cancel()
+        if failure is not None:
             # Half an array is worse than none: the user would rerun it anyway.
-            if ids:
-                self.kill(ids)
-            raise
+            if results:
+                self.kill(list(results.values()))
+            raise failure
+        ids = [results[index] for index in range(n)]
         return ",".join(ids) if len(ids) > 1 else ids[0] + ","
 
     # ------------------------------------------------------------ status
