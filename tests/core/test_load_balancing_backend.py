@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from psyrun.backend.item_queue import Claim, ItemQueue, Owner
+from psyrun.backend.item_queue import Claim, ItemQueue, Liveness, Owner
 from psyrun.backend.load_balancing import (
     STALE_AFTER_SECONDS,
     InputRows,
@@ -327,3 +328,33 @@ def test_number_of_workers(n_items, max_jobs, pool_size, expected):
     from psyrun.backend.load_balancing import n_workers
 
     assert n_workers(n_items, max_jobs, pool_size) == expected
+
+
+def test_pool_processes_die_with_their_worker(tmp_path):
+    # Orphans would keep computing items that psy run -c hands out again.
+    path = write_task(tmp_path, n=200, max_jobs=1, pool_size=2, slow_share=1.0,
+                      slow_seconds=0.05)
+    task = TaskDef(path)
+    backend = task.create_backend()
+    backend.create_job()
+    backend.before_submit()
+    backend.run_job("pspace")
+    (worker,) = start_workers(task, 1)
+    deadline = time.monotonic() + 30
+    while len(_children(worker.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    children = _children(worker.pid)
+    assert len(children) == 2
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    owners = [Owner(socket.gethostname(), pid, "-", "x") for pid in children]
+
+    def alive() -> bool:  # an unreaped zombie counts as gone
+        return any(o.liveness() is not Liveness.DEAD for o in owners)
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive()
+    counts = backend.item_counts()
+    assert counts.in_progress == 0 and counts.done < 200
