@@ -85,6 +85,33 @@ def test_eight_processes_claim_every_item_exactly_once(tmp_path):
     assert len({c.owner.token for c in claims}) > 1  # the work really was shared
 
 
+def _claim_singles(queue_dir: str, out: str) -> None:
+    queue = ItemQueue(queue_dir)
+    owner = Owner.current()
+    taken = []
+    while (claim := queue.claim(owner, 1)) is not None:
+        taken.append(claim.start)
+    Path(out, f"{owner.label}.txt").write_text(" ".join(map(str, taken)))
+
+
+def test_single_item_claims_under_full_contention(tmp_path):
+    # Every claim races with seven others for the same ticket.
+    n = 800
+    queue = ItemQueue.create(tmp_path / "queue", n, 8)
+    out = tmp_path / "out"
+    out.mkdir()
+    procs = [CTX.Process(target=_claim_singles, args=(str(queue.directory), str(out)))
+             for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    taken = [int(i) for f in out.iterdir() for i in f.read_text().split()]
+    assert sorted(taken) == list(range(n))
+    assert [c.start for c in queue.claims()] == list(range(n))
+
+
 def test_killed_process_loses_only_its_claimed_unfinished_items(tmp_path):
     n = 4000
     queue, out, procs = _run_pullers(tmp_path, n, 4, sleep_share=0.5)
