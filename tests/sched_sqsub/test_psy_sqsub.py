@@ -37,17 +37,19 @@ def test_distribute_through_sqsub_ends_with_every_row(sqsub_project):
     report = sqsub_project.wait_idle("sq")
     assert (report["total"], report["done"], report["failed"], report["missing"]) == (7, 7, 0, 0)
     assert rows(sqsub_project, "sq") == [(x, x * x) for x in range(7)]
-    jobs = sqsub_project.emulator.jobs()
+    jobs = {j["name"]: j for j in sqsub_project.emulator.jobs()}
     # split, one job per process element (max_jobs = 3), merge
-    assert [j["name"] for j in jobs] == ["sq:split", "sq:process-0", "sq:process-1",
-                                         "sq:process-2", "sq:merge"]
-    assert {(j["runtime"], j["mpp"]) for j in jobs} == {("10m", "500M")}
-    ids = [str(j["id"]) for j in jobs]
+    process = ["sq:process-0", "sq:process-1", "sq:process-2"]
+    assert sorted(jobs) == sorted(["sq:split", *process, "sq:merge"])
+    assert {(j["runtime"], j["mpp"]) for j in jobs.values()} == {("10m", "500M")}
+    split_id = str(jobs["sq:split"]["id"])
+    process_ids = {str(jobs[p]["id"]) for p in process}
     # Every process element waits for split, merge for every element: through -w
     # while they were unfinished at submission, and always through the wrapper.
-    assert all(j["waitfor"] in ([], [ids[0]]) for j in jobs[1:4])
-    assert set(jobs[4]["waitfor"]) <= set(ids[1:4])
-    assert [j["command"].count("--after") for j in jobs] == [0, 1, 1, 1, 3]
+    assert all(jobs[p]["waitfor"] in ([], [split_id]) for p in process)
+    assert set(jobs["sq:merge"]["waitfor"]) <= process_ids
+    assert {name: j["command"].count("--after") for name, j in jobs.items()} == {
+        "sq:split": 0, **{p: 1 for p in process}, "sq:merge": 3}
 
 
 def test_load_balancing_through_sqsub_ends_with_every_row(sqsub_project):
@@ -55,9 +57,9 @@ def test_load_balancing_through_sqsub_ends_with_every_row(sqsub_project):
     sqsub_project.psy("run")
     sqsub_project.wait_idle("lb")
     assert rows(sqsub_project, "lb") == [(x, x * x) for x in range(7)]
-    names = [j["name"] for j in sqsub_project.emulator.jobs()]
-    assert names == ["lb:pspace", "lb:process-0", "lb:process-1", "lb:process-2",
-                     "lb:finalize"]
+    names = sorted(j["name"] for j in sqsub_project.emulator.jobs())
+    assert names == ["lb:finalize", "lb:process-0", "lb:process-1", "lb:process-2",
+                     "lb:pspace"]
     report = sqsub_project.status("lb")
     assert (report["done"], report["failed"], report["queued"], report["running"]) == (
         7, 0, 0, 0)
