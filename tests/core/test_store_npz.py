@@ -59,3 +59,9 @@ def test_a_row_is_read_without_reading_the_column(path, monkeypatch):
     assert store.load(path, row=54_321)["x"].tolist() == [54_321.0]
     assert store.load(path, row=slice(10, 13))["x"].tolist() == [10.0, 11.0, 12.0]
     assert store.count(path) == 100_000
+
+
+def test_a_column_of_nan_stays_a_float_column(path):
+    NpzStore().save(path, {"f": [math.nan, math.nan]})
+    loaded = NpzStore().load(path)["f"]
+    assert loaded.dtype.kind == "f" and np.isnan(loaded).all()

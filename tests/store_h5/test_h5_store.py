@@ -140,3 +140,22 @@ def test_a_column_saved_without_rows_takes_the_type_of_its_first_rows(path):
     loaded = store.load(path)
     assert list(loaded) == ["s", "n"]
     assert loaded["s"].tolist() == ["text"] and loaded["n"].tolist() == [1]
+
+
+def test_an_append_that_never_commits_leaves_the_file_as_it_was(path):
+    """Like a writer killed after rewriting a column but before committing."""
+    from psyrun_store_h5.store import H5Writer
+
+    store = H5Store()
+    store.save(path, {"s": ["a"], "i": [1]})
+    with tables.open_file(str(path), "a") as h5:
+        writer = H5Writer(h5, path)
+        # A longer string rewrites "s", a missing "i" turns it into floats
+        # and "new" is a new column: all before the commit that never comes.
+        writer.add({"s": ["much longer"], "new": [2.0]}, commit=False)
+        h5.flush()
+    assert_data_equal(store.load(path), {"s": ["a"], "i": [1]})
+    store.append(path, {"s": ["b"], "i": [2]})
+    assert_data_equal(store.load(path), {"s": ["a", "b"], "i": [1, 2]})
+    with tables.open_file(str(path)) as h5:
+        assert len(h5.root.psyrun._v_children) == 2  # the leftovers are gone

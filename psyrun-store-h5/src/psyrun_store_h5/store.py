@@ -4,9 +4,9 @@ Layout
 ------
 
 Every column is one array in the group ``/psyrun`` (the group psyrun 0.8
-used, so its files load too).  The node carries two attributes:
-``psyrun_name`` (the column name, which may be any string; the node itself
-gets a safe name) and ``psyrun_kind``:
+used, so its files load too).  The group's attribute ``psyrun_columns`` lists
+the columns in order as JSON: each column's name (any string; the node gets a
+safe name of its own), its node and its kind:
 
 ``array``
     an ``EArray`` of numbers or booleans, one row per entry along the first
@@ -24,6 +24,8 @@ gets a safe name) and ``psyrun_kind``:
     another length arrive.
 
 The group's ``psyrun_rows`` attribute is the number of committed rows.
+Keeping all of this in two attributes of one group makes opening a file
+cheap: no per-column attributes need to be read.
 
 Appending and crashes
 ---------------------
@@ -46,6 +48,7 @@ strings; a missing row of a ragged column is an empty array.
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,9 +65,8 @@ from psyrun.store.columns import PICKLE_HINT, count_rows, fill_array, select_row
 
 GROUP = "/psyrun"
 ROWS_ATTR = "psyrun_rows"
-NAME_ATTR = "psyrun_name"
-KIND_ATTR = "psyrun_kind"
-ORDER_ATTR = "psyrun_order"  # columns come back in the order they were created
+COLUMNS_ATTR = "psyrun_columns"
+KINDS = ("array", "str", "bytes", "ragged")
 _STORE = "h5"
 
 
@@ -96,7 +98,19 @@ class _Column:
     """One column of an open file: its node and how to read and extend it."""
 
     def __init__(self, writer: H5Writer | None, node: Any, name: str, kind: str) -> None:
-        self.writer, self.node, self.name, self.kind = writer, node, name, kind
+        self.writer, self.name, self.kind = writer, name, kind
+        self.node = node
+
+    @property
+    def node(self) -> Any:
+        return self._node
+
+    @node.setter
+    def node(self, node: Any) -> None:
+        # PyTables attribute lookups are slow; a merge asks for these per input.
+        self._node = node
+        self.dtype = node.atom.dtype
+        self.row_shape = tuple(node.shape[1:]) if self.kind != "ragged" else ()
 
     # ------------------------------------------------------------ reading
     def read(self, start: int, stop: int, step: int = 1) -> Any:
@@ -153,13 +167,12 @@ class _Column:
             return
         if self.kind == "ragged":
             for _ in range(n):
-                self.node.append(np.zeros(0, dtype=self.node.atom.dtype))
+                self.node.append(np.zeros(0, dtype=self.dtype))
             return
-        template = self.node.read(0, 0)
-        if template.dtype.kind in "biu":
+        if self.dtype.kind in "biu":
             assert self.writer is not None
-            self.node = self.writer.rewrite(self, np.float64)
-        self.node.append(fill_array(self.node.read(0, 0), n))
+            self.writer.rewrite(self, np.float64)
+        self.node.append(fill_array(np.zeros((0, *self.row_shape), dtype=self.dtype), n))
 
 
 class H5Writer:
@@ -173,6 +186,14 @@ class H5Writer:
         for column in self.columns.values():
             column.writer = self
             column.truncate(self.rows)  # remains of an interrupted append
+        self.obsolete: list[Any] = []
+        if COLUMNS_ATTR in self.group._v_attrs:
+            # Nodes no committed column uses are remains of an interrupted append.
+            used = {c.node._v_name for c in self.columns.values()}
+            for node in list(self.group._f_iter_nodes()):
+                if node._v_name not in used:
+                    node._f_remove(recursive=True)
+        self.taken = {n._v_name for n in self.group._f_iter_nodes()}
 
     # ------------------------------------------------------------ conversion
     @staticmethod
@@ -201,12 +222,13 @@ class H5Writer:
         return "array", array
 
     # ------------------------------------------------------------ nodes
-    def create(self, name: str, kind: str, values: Any) -> _Column:
+    def create(self, name: str, kind: str, values: Any, position: int | None = None) -> _Column:
         """A new column for ``values``; the rows already in the file are filled."""
         import numpy as np
         import tables
 
-        node_name = _node_name(name, {n._v_name for n in self.group._f_iter_nodes()})
+        node_name = _node_name(name, self.taken)
+        self.taken.add(node_name)
         if kind == "ragged":
             dtype = np.result_type(*[r.dtype for r in values]) if values else np.float64
             node = self.h5.create_vlarray(self.group, node_name, tables.Atom.from_dtype(dtype))
@@ -220,49 +242,47 @@ class H5Writer:
                 self.group, node_name, atom=tables.Atom.from_dtype(dtype),
                 shape=(0, *values.shape[1:]), expectedrows=max(self.rows + len(values), 1000),
             )
-        node._v_attrs[NAME_ATTR] = name
-        node._v_attrs[KIND_ATTR] = kind
-        node._v_attrs[ORDER_ATTR] = len(self.columns)
         column = _Column(self, node, name, kind)
-        self.columns[name] = column
+        if position is None:
+            self.columns[name] = column
+        else:  # keep the column where it was
+            items = list(self.columns.items())
+            items.insert(position, (name, column))
+            self.columns = dict(items)
         column.append_missing(self.rows)
         return column
 
-    def rewrite(self, column: _Column, dtype: Any = None, shape: tuple[int, ...] | None = None,
-                kind: str | None = None) -> Any:
-        """Replace a column's node by one with a wider dtype, or a ragged one.
+    def rewrite(self, column: _Column, dtype: Any = None, kind: str | None = None) -> Any:
+        """Give a column a new node with a wider dtype, or a ragged one.
 
         Only this column is copied; the rest of the file stays where it is.
+        The old node is removed after the next :meth:`commit`, so a crash
+        before it leaves the committed column as it was.
         """
         import numpy as np
         import tables
 
         old = column.node
-        values = old.read(0, old.nrows)
-        name = old._v_name
-        temp = name + "_psyrun_rewrite"
+        rows = old.read(0, old.nrows)
+        node_name = _node_name(column.name, self.taken)
+        self.taken.add(node_name)
         if kind == "ragged":
-            atom_dtype = np.result_type(values.dtype, dtype) if dtype is not None else values.dtype
-            node = self.h5.create_vlarray(self.group, temp, tables.Atom.from_dtype(atom_dtype))
-            for row in values:
-                node.append(np.ravel(row))
+            old_dtype = old.atom.dtype
+            atom_dtype = np.result_type(old_dtype, dtype) if dtype is not None else old_dtype
+            node = self.h5.create_vlarray(self.group, node_name, tables.Atom.from_dtype(atom_dtype))
+            for row in rows:
+                node.append(np.ravel(row).astype(atom_dtype))
         else:
-            new_dtype = np.dtype(dtype) if dtype is not None else values.dtype
+            new_dtype = np.dtype(dtype) if dtype is not None else rows.dtype
             node = self.h5.create_earray(
-                self.group, temp, atom=tables.Atom.from_dtype(new_dtype),
-                shape=(0, *(shape if shape is not None else values.shape[1:])),
-                expectedrows=max(old.nrows * 2, 1000),
+                self.group, node_name, atom=tables.Atom.from_dtype(new_dtype),
+                shape=(0, *rows.shape[1:]), expectedrows=max(old.nrows * 2, 1000),
             )
-            if len(values):
-                node.append(values.astype(new_dtype))
-        defaults = {NAME_ATTR: column.name, KIND_ATTR: column.kind, ORDER_ATTR: 0}
-        for attr, default in defaults.items():
-            node._v_attrs[attr] = old._v_attrs[attr] if attr in old._v_attrs else default
+            if len(rows):
+                node.append(rows.astype(new_dtype))
         if kind is not None:
-            node._v_attrs[KIND_ATTR] = kind
             column.kind = kind
-        old._f_remove()
-        node._f_rename(name)
+        self.obsolete.append(old)
         column.node = node
         return node
 
@@ -276,7 +296,7 @@ class H5Writer:
                 f"Column {column.name!r} holds {column.kind} in {self.path} but the new rows "
                 f"hold {kind}; the h5 store keeps one kind per column. {PICKLE_HINT}"
             )
-        node_dtype = column.node.atom.dtype
+        node_dtype = column.dtype
         if column.kind in text:
             if values.dtype.itemsize > node_dtype.itemsize:
                 # Grow generously so that a column of slowly growing strings
@@ -290,7 +310,7 @@ class H5Writer:
             if target != node_dtype:
                 self.rewrite(column, target, kind="ragged")
             return
-        row_shape = column.node.shape[1:]
+        row_shape = column.row_shape
         if kind == "ragged" or values.shape[1:] != row_shape:
             if len(row_shape) != 1 or (kind == "array" and values.ndim != 2):
                 raise UnsupportedDataError(
@@ -304,8 +324,8 @@ class H5Writer:
             self.rewrite(column, target)
 
     # ------------------------------------------------------------ chunks
-    def add(self, data: Data) -> None:
-        """Append the rows of ``data``; raise ``psyrun_rows`` when all are written."""
+    def add(self, data: Data, commit: bool = True) -> None:
+        """Append the rows of ``data``, then :meth:`commit` them unless told not to."""
         n = count_rows(data)
         # Convert everything before touching the file, so that data the store
         # cannot hold is refused with the file unchanged.
@@ -314,11 +334,10 @@ class H5Writer:
             column = self.columns.get(name)
             if column is not None and self.rows == 0 and column.kind != kind:
                 # A column saved without rows had no real type: take the new one.
-                order = column.node._v_attrs[ORDER_ATTR] if ORDER_ATTR in column.node._v_attrs \
-                    else len(self.columns)
-                column.node._f_remove()
+                position = list(self.columns).index(name)
+                self.obsolete.append(column.node)
                 del self.columns[name]
-                self.create(name, kind, values).node._v_attrs[ORDER_ATTR] = order
+                self.create(name, kind, values, position)
             elif column is None:
                 self.create(name, kind, values)
             else:
@@ -332,31 +351,50 @@ class H5Writer:
             if name not in converted:
                 column.append_missing(n)
         self.rows += n
+        if commit:
+            self.commit()
+
+    def commit(self) -> None:
+        """Record the columns and the row count: the rows written become visible.
+
+        The data are flushed first, so the count never runs ahead of them.
+        """
+        self.h5.flush()
+        self.group._v_attrs[COLUMNS_ATTR] = json.dumps(
+            [[c.name, c.node._v_name, c.kind] for c in self.columns.values()]
+        )
         self.group._v_attrs[ROWS_ATTR] = self.rows
         self.h5.flush()
+        for node in self.obsolete:
+            node._f_remove()
+        self.obsolete.clear()
 
 
 def read_columns(h5: Any, group: Any, path: Path) -> dict[str, _Column]:
-    """The columns stored in ``group``, by column name."""
+    """The columns stored in ``group``, by column name, in order."""
     import tables
 
-    columns = []
-    for node in group._f_iter_nodes():
-        if not isinstance(node, tables.Leaf):
-            continue
-        attrs = node._v_attrs
-        name = str(attrs[NAME_ATTR]) if NAME_ATTR in attrs else node._v_name
-        if KIND_ATTR in attrs:
-            kind = str(attrs[KIND_ATTR])
-        elif isinstance(node, tables.VLArray):
-            kind = "ragged"
-        else:
-            kind = "bytes" if node.atom.dtype.kind == "S" else "array"
-        if kind not in {"array", "str", "bytes", "ragged"}:
-            raise _corrupt(path, f"column {name!r} has unknown kind {kind!r}")
-        order = int(attrs[ORDER_ATTR]) if ORDER_ATTR in attrs else 0
-        columns.append((order, node._v_name, _Column(None, node, name, kind)))
-    return {column.name: column for _, _, column in sorted(columns, key=lambda c: c[:2])}
+    attrs = group._v_attrs
+    if COLUMNS_ATTR in attrs:
+        try:
+            listed = [(str(name), str(node), str(kind))
+                      for name, node, kind in json.loads(attrs[COLUMNS_ATTR])]
+        except (ValueError, TypeError) as exc:
+            raise _corrupt(path, f"its column list is damaged ({exc})") from None
+        columns = {}
+        for name, node_name, kind in listed:
+            if kind not in KINDS:
+                raise _corrupt(path, f"column {name!r} has unknown kind {kind!r}")
+            columns[name] = _Column(None, group._f_get_child(node_name), name, kind)
+        return columns
+    # A file of psyrun 0.8: columns are the arrays in the group, by node name.
+    columns = {}
+    for node in sorted(group._f_iter_nodes(), key=lambda n: n._v_name):
+        if isinstance(node, tables.Leaf):
+            kind = ("ragged" if isinstance(node, tables.VLArray)
+                    else "bytes" if node.atom.dtype.kind == "S" else "array")
+            columns[node._v_name] = _Column(None, node, node._v_name, kind)
+    return columns
 
 
 def committed_rows(group: Any, columns: dict[str, _Column], path: Path) -> int:
@@ -427,10 +465,10 @@ class H5Store(Store):
 
     def save_many(self, filename: PathLike, chunks: Iterable[Data]) -> None:
         with atomic_path(filename) as temp, self._writer(temp, "w") as writer:
+            # The file is a temporary one until it is complete: commit once.
             for data in chunks:
-                writer.add(data)
-            if not writer.rows:
-                writer.group._v_attrs[ROWS_ATTR] = 0
+                writer.add(data, commit=False)
+            writer.commit()
 
     def append(self, filename: PathLike, data: Data) -> None:
         path = Path(filename)

@@ -90,7 +90,9 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
     values = list(values)
     if not values:
         return np.zeros(0)
-    if all(isinstance(v, str) or _is_nan(v) for v in values):
+    if any(isinstance(v, str) for v in values) and all(
+        isinstance(v, str) or _is_nan(v) for v in values
+    ):
         return np.array(["" if _is_nan(v) else v for v in values], dtype=str)
     if all(isinstance(v, bytes) for v in values):
         return np.array(values, dtype=bytes)

@@ -21,10 +21,11 @@ member's header only.
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from psyrun.exceptions import CorruptFileError, StoreFileNotFoundError
 from psyrun.store.atomic import atomic_path
@@ -32,6 +33,9 @@ from psyrun.store.base import Data, PathLike, Store
 from psyrun.store.columns import concatenate, count_rows, select_rows, to_array
 
 _MEMBER_SUFFIX = ".npy"
+# A zip local file header: signature, versions, flags, sizes ... and the
+# lengths of the name and the extra field that precede the member's data.
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 def _corrupt(path: Path, exc: BaseException) -> CorruptFileError:
@@ -111,8 +115,9 @@ class NpzStore(Store):
                             for m in members}
                 n = self._rows(archive, members)
                 wanted = select_rows(n, row, path)
-                return {m.filename[: -len(_MEMBER_SUFFIX)]: self._read_rows(archive, m, wanted)
-                        for m in members}
+                with open(path, "rb") as raw:
+                    return {m.filename[: -len(_MEMBER_SUFFIX)]:
+                            self._read_rows(archive, raw, m, wanted) for m in members}
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
                 raise _corrupt(path, exc) from None
 
@@ -143,25 +148,28 @@ class NpzStore(Store):
             return np.lib.format.read_array(member, allow_pickle=False)
 
     @classmethod
-    def _read_rows(cls, archive: zipfile.ZipFile, info: zipfile.ZipInfo, wanted: range) -> Any:
+    def _read_rows(cls, archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo,
+                   wanted: range) -> Any:
         import numpy as np
 
+        if info.compress_type == zipfile.ZIP_STORED and wanted.step == 1:
+            # An uncompressed member is a plain .npy file inside the archive:
+            # seek to the rows instead of reading up to them.
+            raw.seek(info.header_offset)
+            local = raw.read(_LOCAL_HEADER.size)
+            if len(local) == _LOCAL_HEADER.size and local[:4] == b"PK\x03\x04":
+                name_length, extra_length = _LOCAL_HEADER.unpack(local)[-2:]
+                raw.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+                shape, fortran_order, dtype = _read_header(raw)
+                if not fortran_order and not dtype.hasobject:
+                    per_row = int(np.prod(shape[1:], dtype=np.int64))
+                    raw.seek(raw.tell() + wanted.start * per_row * dtype.itemsize)
+                    count = len(wanted) * per_row
+                    data = raw.read(count * dtype.itemsize)
+                    if len(data) != count * dtype.itemsize:
+                        raise ValueError(f"member {info.filename} is shorter than its header says")
+                    values = np.frombuffer(data, dtype=dtype, count=count).copy()
+                    return values.reshape((len(wanted), *shape[1:]))
         with archive.open(info) as member:
-            shape, fortran_order, dtype = _read_header(member)
-            if (
-                wanted.step != 1
-                or fortran_order
-                or info.compress_type != zipfile.ZIP_STORED
-                or dtype.hasobject
-            ):
-                member.seek(0)
-                return np.lib.format.read_array(member, allow_pickle=False)[
-                    list(wanted) if wanted else slice(0, 0)
-                ]
-            row_size = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
-            member.seek(member.tell() + wanted.start * row_size)
-            count = len(wanted) * int(np.prod(shape[1:], dtype=np.int64))
-            raw = member.read(len(wanted) * row_size)
-            return np.frombuffer(raw, dtype=dtype, count=count).reshape(
-                (len(wanted), *shape[1:])
-            ).copy()
+            values = np.lib.format.read_array(member, allow_pickle=False)
+        return values[list(wanted)] if wanted else values[:0]
