@@ -43,8 +43,8 @@ a new round with every item that has no result, so a dead worker's unfinished
 claims are computed again, once.
 
 Claims are made for small batches whose size adapts to the measured item
-duration (:class:`BatchSizer`): a claim costs a few file operations (tens of
-microseconds locally, milliseconds on NFS), so trivial items are claimed many
+duration (:class:`BatchSizer`): a claim creates a file (0.1 to 1 ms on a local
+disk, several milliseconds on NFS), so trivial items are claimed many
 at a time, while long items are claimed one by one; near the end batches
 shrink so that all processes finish together.
 """
