@@ -172,6 +172,24 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
     return problems
 
 
+#: Jobs per core at most on a scheduler that runs them on this machine.
+LOCAL_JOBS_PER_CORE = 4
+
+
+def limit_jobs_to_local_cores(task: Any, scheduler: Any) -> None:
+    """Lower ``task.max_jobs`` to a few jobs per core for in-process schedulers.
+
+    On one machine, jobs beyond the number of cores only add the start-up
+    cost of a Python process each; a few per core still even out uneven job
+    lengths.  Cluster schedulers keep the task's ``max_jobs``.
+    """
+    cores = getattr(scheduler, "cores", None)
+    if not getattr(scheduler, "in_process", False) or not isinstance(cores, int):
+        return
+    limit = max(1, LOCAL_JOBS_PER_CORE * cores // max(1, task.pool_size))
+    task.max_jobs = min(task.max_jobs, limit)
+
+
 def _shared_scheduler(task: Any, cache: dict[type, Any]) -> Any:
     """The task's scheduler; in-process schedulers are shared so they share the cores."""
     spec = task._scheduler_spec
@@ -212,6 +230,7 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
                     f"(psy kill {task.name}).")
         # 2. graphs and arguments
         for run in runs:
+            limit_jobs_to_local_cores(run.task, run.scheduler)
             run.backend = run.task.create_backend()
             run.graph = run.backend.create_job(cont=cont)
             for job in iter_jobs(run.graph):
