@@ -74,16 +74,29 @@ class _Frame:
     names: tuple[str, ...]
 
 
-def _encode_frame(data: Data, rows: int) -> bytes:
+def _write_frame(f: BinaryIO, data: Data, rows: int) -> int:
+    """Write one frame at the current position; return its length in bytes.
+
+    The payload is pickled straight into the file (no copy in memory); its
+    length goes into the frame header afterwards.
+    """
+    start = f.tell()
+    meta = pickle.dumps(list(data), protocol=PROTOCOL)
+    f.write(_FRAME.pack(len(meta), 0, rows))
+    f.write(meta)
+    payload_start = f.tell()
     try:
-        payload = pickle.dumps(dict(data), protocol=PROTOCOL)
+        pickle.dump(dict(data), f, protocol=PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise UnsupportedDataError(
             f"Column {_unpicklable_column(data)!r} cannot be pickled ({exc}). Make every value "
             "picklable (for example, functions and classes defined at module level)."
         ) from None
-    meta = pickle.dumps(list(data), protocol=PROTOCOL)
-    return _FRAME.pack(len(meta), len(payload), rows) + meta + payload
+    end = f.tell()
+    f.seek(start)
+    f.write(_FRAME.pack(len(meta), end - payload_start, rows))
+    f.seek(end)
+    return end - start
 
 
 def _unpicklable_column(data: Data) -> str | None:
@@ -175,9 +188,7 @@ class PickleStore(Store):
             end, total = _HEADER.size, 0
             for data in chunks:
                 rows = count_rows(data)
-                frame = _encode_frame(data, rows)
-                f.write(frame)
-                end += len(frame)
+                end += _write_frame(f, data, rows)
                 total += rows
             f.seek(0)
             f.write(_HEADER.pack(MAGIC, end, total))
@@ -185,7 +196,6 @@ class PickleStore(Store):
     def append(self, filename: PathLike, data: Data) -> None:
         path = Path(filename)
         rows = count_rows(data)
-        frame = _encode_frame(data, rows)
         try:
             f = open(path, "r+b")
         except FileNotFoundError:
@@ -200,11 +210,11 @@ class PickleStore(Store):
             end, total = header
             f.seek(end)
             f.truncate()  # drop what an interrupted append left behind
-            f.write(frame)
+            length = _write_frame(f, data, rows)
             f.flush()
             os.fsync(f.fileno())
             f.seek(len(MAGIC))
-            f.write(_COMMIT.pack(end + len(frame), total + rows))
+            f.write(_COMMIT.pack(end + length, total + rows))
             f.flush()
             os.fsync(f.fileno())
 
@@ -299,10 +309,15 @@ class PickleStore(Store):
     def _read_payload(f: BinaryIO, path: Path, frame: _Frame) -> Data:
         f.seek(frame.payload_offset)
         try:
-            data = pickle.loads(f.read(frame.payload_length))
+            # Unpickling from the file lets arrays be read straight into
+            # their buffers; a pickle knows where it ends.
+            data = pickle.load(f)
         except Exception as exc:  # unpickling can raise nearly anything
             raise CorruptFileError(f"{path} is damaged ({type(exc).__name__}: {exc}). Restore it "
                                    "from a backup or recompute it.") from None
+        if f.tell() != frame.payload_offset + frame.payload_length:
+            raise CorruptFileError(f"{path} is damaged: a chunk does not end where its frame "
+                                   "says. Restore it from a backup or recompute it.")
         if not isinstance(data, dict):
             raise CorruptFileError(f"{path} is damaged: a chunk is not a dict of columns.")
         return data
