@@ -12,8 +12,8 @@ A task becomes a chain of three jobs:
     *round* (``rounds/<r>/in<ext>``) and creates the round's shared progress
     record, the item queue (:mod:`psyrun.backend.item_queue`);
 ``process``
-    a job array of ``min(max_jobs, items)`` workers with ``pool_size``
-    processes each.  Every process calls ``setup(proc_id)`` once (``proc_id``
+    a job array of up to ``max_jobs`` workers (no more than it takes to give
+    each process an item) with ``pool_size`` processes each.  Every process calls ``setup(proc_id)`` once (``proc_id``
     is ``worker index * pool_size + local index``, so ids are distinct across
     all processes of all workers), then claims small batches of items,
     evaluates them and appends each outcome to its own result log
