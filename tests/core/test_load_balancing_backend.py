@@ -218,6 +218,8 @@ def test_plain_run_after_interruption_computes_only_the_rest(tmp_path):
     queue = ItemQueue(backend._current_round())
     queue.claim(Owner.current(), 100)  # claimed by this (live) process, never finished
     assert backend.item_counts().in_progress == 100
+    missing = backend.get_missing().build()["x"]  # in progress is not missing
+    assert sorted(missing) == list(range(100, n))
     workers = start_workers(task, 1)
     assert workers[0].wait(60) == 0
     counts = backend.item_counts()

@@ -474,24 +474,30 @@ class LoadBalancingBackend(Backend):
             )
 
     # -------------------------------------------------------- status
-    def item_counts(self) -> ItemCounts:
-        """Done, failed, in progress and missing assignments, from the files on disk."""
+    def _key_sets(self) -> tuple[dict[str, Any], list[tuple[Any, ...]], set[tuple[Any, ...]],
+                                 set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        """The space, its row keys, and the keys done, failed and in progress."""
         from psyrun.backend.table import row_keys
 
         keys = self._keys
         space = self.task.pspace.build()
         space_keys = row_keys(space, keys)
-        total = len(space_keys)
         # Like Distribute: done is what psy run -c would keep.
         done_keys = set(row_keys(self._done_table(keep_result=True), keys))
-        done = sum(1 for k in space_keys if k in done_keys)
         failed_keys: set[tuple[Any, ...]] = set()
         busy_keys: set[tuple[Any, ...]] = set()
         round_dir = self._current_round()
         if round_dir is not None and not self._is_fresh():
             failed_keys, busy_keys = self._round_state(round_dir, done_keys)
+        return space, space_keys, done_keys, failed_keys, busy_keys - failed_keys
+
+    def item_counts(self) -> ItemCounts:
+        """Done, failed, in progress and missing assignments, from the files on disk."""
+        _, space_keys, done_keys, failed_keys, busy_keys = self._key_sets()
+        total = len(space_keys)
+        done = sum(1 for k in space_keys if k in done_keys)
         failed = sum(1 for k in space_keys if k in failed_keys)
-        busy = sum(1 for k in space_keys if k in busy_keys and k not in failed_keys)
+        busy = sum(1 for k in space_keys if k in busy_keys)
         return ItemCounts(total, done, failed, busy, max(0, total - done - failed - busy))
 
     def _round_state(self, round_dir: Path, done_keys: set[tuple[Any, ...]]
@@ -528,11 +534,18 @@ class LoadBalancingBackend(Backend):
                            missing=counts.missing, in_progress=counts.in_progress)
 
     def get_missing(self) -> Any:
-        from psyrun.backend.table import table_len
+        """The assignments without a result that no live process is working on.
+
+        Failed assignments are included (they have no result); ``psy status``
+        lists them separately.
+        """
+        from psyrun.backend.table import take
         from psyrun.pspace import Param
 
-        missing = self._missing_table(keep_result=False)
-        if table_len(missing) == 0:
+        space, space_keys, done_keys, _, busy_keys = self._key_sets()
+        missing = take(space, [i for i, k in enumerate(space_keys)
+                               if k not in done_keys and k not in busy_keys])
+        if not missing or not len(next(iter(missing.values()))):
             return Param(**{k: [] for k in self._keys})
         return Param(**missing)
 
