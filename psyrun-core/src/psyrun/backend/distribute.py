@@ -7,7 +7,8 @@ A task becomes a chain of three jobs:
     ``in/<run>_<i><ext>`` of at least ``min_items`` rows each;
 ``process``
     a job array with one element per input file; element ``i`` evaluates its
-    file with ``pool_size`` processes and writes ``out/<run>_<i><ext>`` (rows)
+    file with ``pool_size`` processes (``setup`` gets the ``proc_id``
+    ``i * pool_size`` to ``i * pool_size + pool_size - 1``) and writes ``out/<run>_<i><ext>`` (rows)
     and, if items raised, ``failed/<run>_<i>.pkl`` (their parameters and
     tracebacks);
 ``merge``
@@ -267,9 +268,11 @@ class DistributeBackend(Backend):
         if task.pool_size > 1 and len(items) > 1:
             from psyrun.backend.pool import evaluate_in_pool
 
-            rows, failures = evaluate_in_pool(task, items, task.pool_size)
+            rows, failures = evaluate_in_pool(task, items, task.pool_size,
+                                              first_proc_id=index * task.pool_size)
         else:
-            kwargs = call_setup(task, 0)
+            # proc_id is distinct across all processes of all elements.
+            kwargs = call_setup(task, index * task.pool_size)
             rows, failures = evaluate_items(task.execute, items, kwargs,
                                             task.exclude_from_result)
         if failures:

@@ -1,7 +1,7 @@
 """Evaluating a batch of items with ``pool_size`` processes inside one job.
 
-Each process calls the task's ``setup(proc_id)`` once (``proc_id`` 0 to
-``pool_size - 1``) and then ``execute`` for the chunks of items it is given.
+Each process calls the task's ``setup(proc_id)`` once (``proc_id`` counts
+from the number the caller gives, so ids are distinct across jobs) and then ``execute`` for the chunks of items it is given.
 Processes are forked where the platform allows it, so they inherit the task
 already loaded; elsewhere each process loads the task file itself.  Only
 plain data (parameter dicts and result rows) crosses process boundaries, so
@@ -65,9 +65,13 @@ def _chunks(items: Sequence[dict[str, Any]], pool_size: int) -> list[list[dict[s
 
 
 def evaluate_in_pool(
-    task: TaskDef, items: Sequence[dict[str, Any]], pool_size: int
+    task: TaskDef, items: Sequence[dict[str, Any]], pool_size: int, first_proc_id: int = 0
 ) -> tuple[list[dict[str, Any]], list[FailedItem]]:
-    """Evaluate ``items`` with ``pool_size`` processes; rows keep the item order."""
+    """Evaluate ``items`` with ``pool_size`` processes; rows keep the item order.
+
+    The processes get the ``proc_id`` ``first_proc_id`` to
+    ``first_proc_id + pool_size - 1``.
+    """
     global _parent_task
     from concurrent.futures import ProcessPoolExecutor
 
@@ -75,7 +79,7 @@ def evaluate_in_pool(
         return [], []
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    counter = context.Value("i", 0)
+    counter = context.Value("i", first_proc_id)
     rows: list[dict[str, Any]] = []
     failures: list[FailedItem] = []
     _parent_task = task
