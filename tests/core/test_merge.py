@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from psyrun.exceptions import CorruptFileError, ResultExistsError, StoreError
 from psyrun.store import NpzStore, PickleStore, load_result
 from psyrun.store.merge import merge_files, natural_key, output_files

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-
 import psyrun
+import pytest
 from psyrun.exceptions import PluginNotFoundError
 from psyrun.store import (
     AbstractStore,

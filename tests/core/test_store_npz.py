@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from psyrun.exceptions import UnsupportedDataError
 from psyrun.store import NpzStore
 from psyrun.testing.store import StoreContract, assert_data_equal

@@ -8,7 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from psyrun.exceptions import CorruptFileError, UnsupportedDataError
 from psyrun.store import PickleStore
 from psyrun.store.pickle import MAGIC

@@ -134,7 +134,6 @@ class _Column:
         return values
 
     def _empty(self) -> Any:
-        import numpy as np
 
         if self.kind == "ragged":
             return []

@@ -53,7 +53,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from psyrun.exceptions import CorruptFileError, StoreFileNotFoundError, UnsupportedDataError
-from psyrun.store.atomic import atomic_path, fsync_path
+from psyrun.store.atomic import atomic_path
 from psyrun.store.base import Data, PathLike, Store
 from psyrun.store.columns import count_rows, select_rows
 
@@ -196,12 +196,10 @@ class PickleStore(Store):
     def append(self, filename: PathLike, data: Data) -> None:
         path = Path(filename)
         rows = count_rows(data)
-        try:
-            f = open(path, "r+b")
-        except FileNotFoundError:
+        if not path.exists():
             self.save(path, data)
             return
-        with f:
+        with open(path, "r+b") as f:
             header = self._read_header(f, path)
             if header is None:  # a psyrun 0.8 file: rewrite it in our format
                 f.close()
