@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from psyrun.store.base import Data, PathLike, Store
+from psyrun.store.pickle import PickleStore
 
 
 def store_for(filename: PathLike) -> Store:
@@ -38,11 +39,8 @@ class AutodetectStore(Store):
     default store's extension.
     """
 
-    @property
-    def ext(self) -> str:  # type: ignore[override]
-        from psyrun.store import DefaultStore
-
-        return DefaultStore.ext
+    #: The extension of the default store (:class:`~psyrun.store.PickleStore`).
+    ext = PickleStore.ext
 
     def save(self, filename: PathLike, data: Data) -> None:
         store_for(filename).save(filename, data)
