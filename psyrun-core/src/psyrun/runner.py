@@ -173,7 +173,7 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
 
 
 #: Jobs per core at most on a scheduler that runs them on this machine.
-LOCAL_JOBS_PER_CORE = 4
+LOCAL_JOBS_PER_CORE = 2
 
 
 def limit_jobs_to_local_cores(task: Any, scheduler: Any) -> None:

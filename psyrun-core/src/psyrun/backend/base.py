@@ -179,7 +179,7 @@ def evaluate_items(
     failures: list[FailedItem] = []
     for params in items:
         try:
-            output = execute(**params, **extra)
+            output = execute(**params, **extra) if extra else execute(**params)
             if not isinstance(output, Mapping):
                 raise TypeError(
                     f"execute must return a dict, it returned {type(output).__name__}"
@@ -214,7 +214,9 @@ def rows_to_columns(rows: Sequence[Mapping[str, Any]],
 def columns_to_rows(data: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
     """Rows (dicts) from equally long columns."""
     keys = list(data)
-    columns = [data[k] for k in keys]
-    n = len(columns[0]) if columns else 0
-    for i in range(n):
-        yield {k: c[i] for k, c in zip(keys, columns)}
+    # 1-d numpy columns: tolist() gives Python scalars and is much faster to
+    # walk; cells of higher-dimensional columns stay arrays.
+    columns = [data[k].tolist() if getattr(data[k], "ndim", 0) == 1 else data[k]
+               for k in keys]
+    for values in zip(*columns):
+        yield dict(zip(keys, values))
