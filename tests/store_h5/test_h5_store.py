@@ -21,7 +21,6 @@ class TestH5Store(StoreContract):
     # HDF5 does not promise a readable file after a writer is killed while the
     # library flushes metadata (see the module documentation).
     crash_safe_append = False
-    crash_rounds = 3  # each round starts a Python that imports PyTables
 
     @pytest.fixture
     def store(self):

@@ -105,7 +105,8 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
     if array is not None and array.dtype.kind in "US":
         raise UnsupportedDataError(
             f"Column {name!r} mixes strings with other values, which the {store} store "
-            f"cannot hold without turning them all into strings. {PICKLE_HINT}"
+            f"cannot hold without turning them all into strings (it stores a missing string "
+            f"as \"\", and nan in a column of strings becomes \"\" too). {PICKLE_HINT}"
         )
     rows = [np.asarray(v) for v in values]
     if all(r.dtype.kind in "biufc" and r.ndim >= 1 for r in rows):

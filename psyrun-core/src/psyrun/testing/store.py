@@ -123,7 +123,7 @@ class StoreContract:
     #: Rows the killed writer writes per call (large enough to be slow).
     crash_rows: int = 50_000
     #: How often the crash tests kill a writer (each round starts a process).
-    crash_rounds: int = 5
+    crash_rounds: int = 3
 
     @pytest.fixture
     def store(self) -> Store:
@@ -475,6 +475,7 @@ class StoreContract:
                 process.wait()
             check()
 
+    @pytest.mark.slow
     def test_a_killed_save_leaves_a_whole_file(self, store, path, tmp_path):
         import numpy as np
 
@@ -486,6 +487,7 @@ class StoreContract:
 
         self._run_and_kill(store, path, "save", tmp_path, check)
 
+    @pytest.mark.slow
     def test_a_killed_append_leaves_whole_chunks(self, store, path, tmp_path):
         import numpy as np
 
@@ -509,6 +511,7 @@ class StoreContract:
         assert store.count(path) == n + 1
         assert_data_equal(store.load(path, row=-1), {"x": [-1.0], "i": [-1], "s": ["end"]})
 
+    @pytest.mark.slow
     def test_concurrent_reader_sees_whole_files(self, store, path, tmp_path):
         """While a writer saves in a loop, every load sees a complete file."""
         import numpy as np
