@@ -235,3 +235,16 @@ def test_run_from_a_psy_conf_default(project):
     project.write_task("sq", squares(project).replace("max_jobs = 3", ""))
     project.psy("run")
     assert len(list((project.root / "elsewhere" / "sq").glob("sq:process:*.log"))) == 2
+
+
+def test_overwrite_dirty_false_keeps_an_older_result(project):
+    keep = "max_jobs = 3\n    overwrite_dirty = False"
+    project.write_task("sq", squares(project).replace("max_jobs = 3", keep))
+    project.psy("run")
+    before = (project.work / "sq" / "result.pkl").read_bytes()
+    project.write_task("sq", squares(project, version=2).replace("max_jobs = 3", keep))
+    proc = project.psy("run")
+    assert "overwrite_dirty = False keeps it: skipped" in proc.stderr
+    assert (project.work / "sq" / "result.pkl").read_bytes() == before
+    project.psy("run", "-c")  # adds to it: nothing is missing, old rows stay
+    assert {row[1] for row in project.rows("sq")} == {1}

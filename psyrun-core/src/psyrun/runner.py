@@ -21,15 +21,21 @@ before it in the same chain runs.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from psyrun.exceptions import JobFailedError, SchedulerArgumentError, TaskDefinitionError
+from psyrun.exceptions import (
+    JobFailedError,
+    SchedulerArgumentError,
+    TaskDefinitionError,
+    TaskWorkdirDirtyWarning,
+)
 from psyrun.jobrecord import SubmittedJob, load_record, new_record, save_record
-from psyrun.jobs import Job, JobArray, JobChain, JobGroup, JobNode, iter_jobs
+from psyrun.jobs import Job, JobArray, JobChain, JobGroup, JobNode, is_up_to_date, iter_jobs
 from psyrun.scheduler.base import ARRAY_INDEX, JobState, JobStatus, evaluate_scheduler_args
 from psyrun.tasklock import TaskLock, TaskLockedError
 from psyrun.worker import worker_argv
@@ -176,6 +182,13 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
 LOCAL_JOBS_PER_CORE = 2
 
 
+def _keeps_dirty_result(task: Any) -> bool:
+    """True if the task must not overwrite a result of an older definition."""
+    result = task.resultfile
+    return (not task.overwrite_dirty and result.exists()
+            and not is_up_to_date(task.dependencies, [result]))
+
+
 def limit_jobs_to_local_cores(task: Any, scheduler: Any) -> None:
     """Lower ``task.max_jobs`` to a few jobs per core for in-process schedulers.
 
@@ -229,6 +242,15 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
                     f"Wait for them (psy status {task.name}) or cancel them "
                     f"(psy kill {task.name}).")
         # 2. graphs and arguments
+        dirty = [r for r in runs if not cont and _keeps_dirty_result(r.task)]
+        for run in dirty:
+            warnings.warn(
+                f"Task {run.task.name} changed since {os.path.relpath(run.task.resultfile)} "
+                "was written, and overwrite_dirty = False keeps it: skipped. Run psy run -c "
+                f"{run.task.name} to add to it, or psy clean {run.task.name} to start over.",
+                TaskWorkdirDirtyWarning, stacklevel=2)
+            run.lock.release()
+        runs = [r for r in runs if r not in dirty]
         for run in runs:
             limit_jobs_to_local_cores(run.task, run.scheduler)
             run.backend = run.task.create_backend()
@@ -271,7 +293,10 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
             else:
                 echo(f"{run.task.name}: up to date; results in {results}")
         if problems:
-            raise JobFailedError(f"{len(problems)} job(s) failed:\n  " + "\n  ".join(problems))
+            failed_tasks = " ".join(sorted({p.split(":", 1)[0] for p in problems}))
+            raise JobFailedError(
+                f"{len(problems)} job(s) failed:\n  " + "\n  ".join(problems)
+                + f"\nFix the cause, then compute what is missing with: psy run -c {failed_tasks}")
     finally:
         for run in runs:
             run.lock.release()
