@@ -11,10 +11,10 @@ Nothing here imports NumPy until data is actually read or written.
 
 from __future__ import annotations
 
-from typing import Any
-
 from psyrun.store.autodetect import AutodetectStore, load_result, store_for
 from psyrun.store.base import AbstractStore, Data, PathLike, Store
+from psyrun.store.dataframe import to_dataframe
+from psyrun.store.merge import MergeResult, merge_files
 from psyrun.store.npz import NpzStore
 from psyrun.store.pickle import PickleStore
 
@@ -26,6 +26,7 @@ __all__ = [
     "AutodetectStore",
     "Data",
     "DefaultStore",
+    "MergeResult",
     "NpzStore",
     "PathLike",
     "PickleStore",
@@ -36,15 +37,3 @@ __all__ = [
     "to_dataframe",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # pandas and the merge machinery load on first use.
-    if name == "to_dataframe":
-        from psyrun.store.dataframe import to_dataframe
-
-        return to_dataframe
-    if name in {"merge_files", "MergeResult"}:
-        from psyrun.store import merge
-
-        return getattr(merge, name)
-    raise AttributeError(f"module 'psyrun.store' has no attribute {name!r}")
