@@ -117,3 +117,54 @@ def test_map_pspace_hdd_backed_with_every_store(tmp_path, ext):
     by_x = dict(zip(np.asarray(result["x"]).tolist(), np.asarray(result["y"]).tolist()))
     assert by_x == {1: 1, 2: 4, 3: 9, 4: 16}
     assert calls == [1, 2, 3, 3, 4]  # nothing computed twice
+
+
+class _RewritingStore(Store):
+    """A minimal third-party store that relies on the default save_many."""
+
+    ext = ".pkl"
+
+    def save(self, filename, data):
+        import pickle
+
+        from psyrun.store.atomic import atomic_path
+
+        with atomic_path(filename) as temp:
+            temp.write_bytes(pickle.dumps({k: list(v) for k, v in data.items()}))
+
+    def load(self, filename, row=None):
+        import pickle
+        from pathlib import Path
+
+        return pickle.loads(Path(filename).read_bytes())
+
+    def append(self, filename, data):
+        from pathlib import Path
+
+        if not Path(filename).exists():
+            return self.save(filename, data)
+        old = self.load(filename)
+        n_old, n_new = self.count(filename), len(next(iter(data.values()), []))
+        names = list(old) + [k for k in data if k not in old]
+        self.save(filename, {k: list(old.get(k, [math.nan] * n_old))
+                             + list(data.get(k, [math.nan] * n_new)) for k in names})
+
+    def count(self, filename):
+        return len(next(iter(self.load(filename).values()), []))
+
+
+def test_default_save_many_joins_chunks_atomically(tmp_path):
+    store, path = _RewritingStore(), tmp_path / "r.pkl"
+    store.save_many(path, [{"a": [1]}, {"b": [2]}, {"a": [3]}])
+    assert_data_equal(store.load(path), {"a": [1, math.nan, 3], "b": [math.nan, 2, math.nan]})
+
+    def failing():
+        yield {"a": [9]}
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.save_many(path, failing())
+    assert_data_equal(store.load(path), {"a": [1, math.nan, 3], "b": [math.nan, 2, math.nan]})
+    assert [p.name for p in tmp_path.iterdir()] == ["r.pkl"]
+    store.save_many(path, [])
+    assert store.load(path) == {}
