@@ -64,3 +64,9 @@ def test_a_column_of_nan_stays_a_float_column(path):
     NpzStore().save(path, {"f": [math.nan, math.nan]})
     loaded = NpzStore().load(path)["f"]
     assert loaded.dtype.kind == "f" and np.isnan(loaded).all()
+
+
+def test_reads_rows_cheaply():
+    from psyrun.store import PickleStore
+
+    assert NpzStore.reads_rows_cheaply is True and PickleStore.reads_rows_cheaply is False

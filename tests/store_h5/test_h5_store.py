@@ -158,3 +158,7 @@ def test_an_append_that_never_commits_leaves_the_file_as_it_was(path):
     assert_data_equal(store.load(path), {"s": ["a", "b"], "i": [1, 2]})
     with tables.open_file(str(path)) as h5:
         assert len(h5.root.psyrun._v_children) == 2  # the leftovers are gone
+
+
+def test_reads_rows_cheaply():
+    assert H5Store.reads_rows_cheaply is True

@@ -417,6 +417,7 @@ class H5Store(Store):
     """
 
     ext = ".h5"
+    reads_rows_cheaply = True
     reads_rows_cheaply = True  # load(row=...) reads just those rows of each column
 
     def __init__(self, node: str = GROUP) -> None:

@@ -60,6 +60,7 @@ class NpzStore(Store):
     """Stores data as NumPy ``.npz`` files (one uncompressed array per column)."""
 
     ext = ".npz"
+    reads_rows_cheaply = True
 
     # ------------------------------------------------------------ writing
     def _arrays(self, data: Data) -> tuple[int, dict[str, Any]]:

@@ -401,6 +401,9 @@ class StoreContract:
     def test_count(self, store, path, ten_rows):
         assert store.count(path) == 10
 
+    def test_declares_whether_it_reads_rows_cheaply(self, store):
+        assert isinstance(store.reads_rows_cheaply, bool)
+
     # ------------------------------------------------------------ errors
     def test_unequal_columns_are_refused_and_named(self, store, path):
         store.save(path, {"a": [1], "b": [2]})
