@@ -418,7 +418,6 @@ class H5Store(Store):
 
     ext = ".h5"
     reads_rows_cheaply = True
-    reads_rows_cheaply = True  # load(row=...) reads just those rows of each column
 
     def __init__(self, node: str = GROUP) -> None:
         if node != GROUP:

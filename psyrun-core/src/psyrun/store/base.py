@@ -30,10 +30,6 @@ class Store(abc.ABC):
     #: that reading a large file batch by batch is cheap (npz, h5); False if
     #: it has to read (most of) the file for any row (pickle).
     reads_rows_cheaply: bool = False
-    #: True if ``load(filename, row=slice(...))`` reads only those rows, not the
-    #: whole file.  The load-balancing backend then reads each claimed batch on
-    #: its own instead of keeping the whole input in memory in every process.
-    reads_rows_cheaply: bool = False
 
     @abc.abstractmethod
     def save(self, filename: PathLike, data: Data) -> None:
