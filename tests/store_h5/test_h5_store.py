@@ -162,3 +162,51 @@ def test_an_append_that_never_commits_leaves_the_file_as_it_was(path):
 
 def test_reads_rows_cheaply():
     assert H5Store.reads_rows_cheaply is True
+
+
+@pytest.fixture
+def writer_holding(path):
+    """Start a process that keeps ``path`` open for writing for a while."""
+    import subprocess
+    import sys
+
+    processes = []
+
+    def hold(seconds):
+        process = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys, time, tables\n"
+             "f = tables.open_file(sys.argv[1], 'a')\n"
+             "print('open', flush=True)\n"
+             "time.sleep(float(sys.argv[2]))\n"
+             "f.close()\n", str(path), str(seconds)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        processes.append(process)
+        assert process.stdout.readline().strip() == "open"
+        return process
+
+    yield hold
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_file_being_written_is_waited_for(path, writer_holding):
+    store = H5Store()
+    store.save(path, {"a": [1]})
+    writer_holding(1.0)
+    store.append(path, {"a": [2]})  # waits for the other writer to close the file
+    assert_data_equal(store.load(path), {"a": [1, 2]})
+
+
+def test_a_file_locked_too_long_is_an_error_not_corruption(path, writer_holding):
+    from psyrun.exceptions import CorruptFileError, StoreError
+
+    store = H5Store(lock_timeout=0.3)
+    store.save(path, {"a": [1]})
+    writer_holding(30)
+    for action in (store.load, store.count, lambda p: store.append(p, {"a": [2]})):
+        with pytest.raises(StoreError, match="locked") as info:
+            action(path)
+        assert not isinstance(info.value, CorruptFileError)

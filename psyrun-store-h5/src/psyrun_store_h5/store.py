@@ -40,6 +40,12 @@ that risk matters, write to a new file per job and merge (``psy merge``
 writes its output to a temporary file that replaces the result only when
 complete); :meth:`H5Store.save` is atomic like every store's.
 
+HDF5 locks a file while a process has it open for writing.  The store waits
+for such a file (up to ``lock_timeout`` seconds, 60 by default) instead of
+failing, so appends from several processes take turns; a file that stays
+locked raises :class:`~psyrun.exceptions.StoreError` (never
+``CorruptFileError``).
+
 Missing rows are filled as in :mod:`psyrun.store.columns`: ``nan`` (bool and
 int columns become float64, which rewrites that column once), ``""`` for
 strings; a missing row of a ragged column is an empty array.
@@ -49,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -56,6 +63,7 @@ from typing import Any
 
 from psyrun.exceptions import (
     CorruptFileError,
+    StoreError,
     StoreFileNotFoundError,
     UnsupportedDataError,
 )
@@ -76,6 +84,12 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
         f"{path} cannot be read as a psyrun HDF5 file ({detail}). Restore it from a backup or "
         "recompute it; psyrun has not changed it."
     )
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    # HDF5 1.10+ locks files (flock); a file another process writes cannot be
+    # opened until it is closed.  The library says so only in its message.
+    return "lock" in str(exc).lower()
 
 
 def _node_name(name: str, taken: set[str]) -> str:
@@ -419,33 +433,57 @@ class H5Store(Store):
     ext = ".h5"
     reads_rows_cheaply = True
 
-    def __init__(self, node: str = GROUP) -> None:
+    def __init__(self, node: str = GROUP, lock_timeout: float = 60.0) -> None:
         if node != GROUP:
             raise ValueError(f"H5Store keeps its data in {GROUP!r}; other nodes are not supported.")
         self.node = node
+        #: Seconds to wait for a file another process has open for writing.
+        self.lock_timeout = lock_timeout
 
     # ------------------------------------------------------------ files
     @contextlib.contextmanager
     def _open(self, path: Path, mode: str) -> Iterator[Any]:
+        """Open ``path``; wait while another process writes it (HDF5 locks files)."""
         import tables
 
         if mode != "w" and not path.exists():
             raise StoreFileNotFoundError(
                 f"No such file: {path}. Check the path, or run the task that writes it."
             )
-        try:
-            # Opening a file that is not HDF5 for appending would replace it.
-            if mode == "a" and not tables.is_hdf5_file(str(path)):
-                raise _corrupt(path, "not an HDF5 file")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", tables.NaturalNameWarning)
-                h5 = tables.open_file(str(path), mode)
-        except (tables.HDF5ExtError, OSError, ValueError) as exc:
-            raise _corrupt(path, exc) from None
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.01
+        while True:
+            try:
+                h5 = self._open_once(path, mode)
+                break
+            except tables.HDF5ExtError as exc:
+                if not _is_lock_error(exc):
+                    raise _corrupt(path, exc) from None
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"{path} stayed locked for {self.lock_timeout:g} s: another process "
+                        "has it open for writing. Wait for that process to finish (or stop "
+                        "it), then try again."
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            except (OSError, ValueError) as exc:
+                raise _corrupt(path, exc) from None
         try:
             yield h5
         finally:
             h5.close()
+
+    @staticmethod
+    def _open_once(path: Path, mode: str) -> Any:
+        import tables
+
+        # Opening a file that is not HDF5 for appending would replace it.
+        if mode == "a" and not tables.is_hdf5_file(str(path)):
+            raise _corrupt(path, "not an HDF5 file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tables.NaturalNameWarning)
+            return tables.open_file(str(path), mode)
 
     @contextlib.contextmanager
     def _writer(self, path: Path, mode: str) -> Iterator[H5Writer]:
