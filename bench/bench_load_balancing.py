@@ -12,6 +12,9 @@ figures).  It prints:
    core).  Target: under 1 ms.
    Also for each installed store, since the input is read through it, and
    the raw cost of one claim, which batching spreads over many short items.
+   Then, for a large input, how long a process waits for its first batch
+   (stores that cannot read row ranges load everything first) and how long
+   100 further batches take.
 2. the uneven task: items that sleep for exponentially distributed times,
    run by Distribute and by LoadBalancing with the same number of processes
    (4 workers of one process each, started together as subprocesses, the way
@@ -115,6 +118,31 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def first_batch_seconds(directory: Path, store_name: str, n_rows: int) -> tuple[float, float]:
+    """(seconds to the first batch of 10 rows, seconds for 100 later batches) of a big input.
+
+    Stores that read row ranges cheaply read only the batch; the others load
+    the whole input first and then slice it in memory.
+    """
+    from psyrun.backend.load_balancing import InputRows
+    from psyrun.plugins.manager import get_plugin_manager
+
+    store = get_plugin_manager().get("store", store_name).implementation()
+    path = directory / f"big-input{store.ext}"
+    store.save(path, {"a": list(range(n_rows)), "b": [0.5 * i for i in range(n_rows)],
+                      "c": [i % 7 for i in range(n_rows)]})
+    inputs = InputRows(store, path, whole_limit=0)  # batch by batch where the store can
+    began = time.perf_counter()
+    inputs.rows(0, 10)
+    first = time.perf_counter() - began
+    began = time.perf_counter()
+    for k in range(1, 101):
+        inputs.rows(k * 1000, k * 1000 + 10)
+    later = time.perf_counter() - began
+    path.unlink()
+    return first, later
+
+
 def claim_cost(directory: Path, n: int = 500) -> float:
     """Milliseconds per claim of a single item, one process, no contention."""
     from psyrun.backend.item_queue import ItemQueue, Owner
@@ -186,6 +214,21 @@ def main() -> None:
 
         print(f"one claim (a file created and hard-linked): {claim_cost(directory):.3f} ms;"
               " batches make it rare for short items")
+
+        n_big = 100_000 if args.quick else 1_000_000
+        print()
+        print(f"Reading the input of {n_big} rows: a process's first batch of 10 rows,"
+              " then 100 more batches")
+        print(f"{'store':<8} {'first ms':>9} {'100 more ms':>12}  how")
+        for store in _stores():
+            first, later = first_batch_seconds(directory, store, n_big)
+            from psyrun.plugins.manager import get_plugin_manager
+
+            ranged = getattr(get_plugin_manager().get("store", store).implementation,
+                             "reads_rows_cheaply", False)
+            how = ("reads each batch (inputs over 256 MiB)" if ranged
+                   else "loads the whole input once, keeps it")
+            print(f"{store:<8} {1000 * first:>9.1f} {1000 * later:>12.1f}  {how}")
 
         workers = 4
         workloads = [

@@ -294,11 +294,25 @@ def test_input_rows_by_range_and_whole(tmp_path):
         reads_rows_cheaply = True
 
     whole = InputRows(store, path)
-    ranged = InputRows(RangeReading(), path)
+    ranged = InputRows(RangeReading(), path, whole_limit=0)
     assert not whole.by_range and ranged.by_range
+    # small inputs are loaded whole even where batches could be read
+    assert not InputRows(RangeReading(), path).by_range
     expected = [{"x": i, "z": f"s{i}"} for i in range(3, 6)]
     assert whole.rows(3, 6) == expected
     assert ranged.rows(3, 6) == expected
+
+
+@pytest.mark.parametrize("store", ["pickle", "npz", "h5"])
+def test_big_inputs_are_read_batch_by_batch_where_the_store_can(tmp_path, store):
+    task = TaskDef(write_task(tmp_path, n=10, store=store))
+    path = tmp_path / f"in{task.store.ext}"
+    task.store.save(path, {"x": list(range(50)), "w": [0.5 * i for i in range(50)]})
+    big = InputRows(task.store, path, whole_limit=0)
+    assert big.by_range == task.store.reads_rows_cheaply
+    rows = big.rows(7, 12) + big.rows(40, 41)
+    assert [(int(r["x"]), float(r["w"])) for r in rows] == [
+        (i, 0.5 * i) for i in [7, 8, 9, 10, 11, 40]]
 
 
 def test_claims_of_other_hosts_live_by_the_heartbeat_of_their_log(tmp_path):

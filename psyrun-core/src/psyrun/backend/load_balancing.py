@@ -42,11 +42,13 @@ rather than in progress, and ``psy run -c`` (or a plain ``psy run`` of an
 unchanged task) starts a new round with exactly the assignments that have no
 result: everything in a log counts as done.
 
-Reading the input: a store that can read a range of rows cheaply (it says so
-with :attr:`psyrun.store.base.Store.reads_rows_cheaply`, as the h5 store does)
-is asked for each claimed batch only.  Any other store (pickle, npz) is read
-once, whole, by each process, which keeps the input in memory: fast per item,
-but startup and memory grow with the input size times the number of processes.
+Reading the input: each process loads it once and keeps it in memory, the
+fastest way for inputs of ordinary size.  An input larger than
+:data:`WHOLE_INPUT_LIMIT_BYTES` is read batch by batch instead if its store
+can read a range of rows cheaply (it says so with
+:attr:`psyrun.store.base.Store.reads_rows_cheaply`, as h5 and npz do); with
+other stores (pickle) start-up time and memory then grow with the input size
+times the number of processes (:class:`InputRows`).
 """
 
 from __future__ import annotations
@@ -109,13 +111,30 @@ class ItemCounts:
 
 
 # ------------------------------------------------------------------ reading the input
-class InputRows:
-    """The rows of a round's input, read in batches as the store allows."""
+#: Inputs larger than this are read batch by batch where the store can do that.
+WHOLE_INPUT_LIMIT_BYTES = 256 * 2**20
 
-    def __init__(self, store: Any, path: Path) -> None:
+
+class InputRows:
+    """The rows of a round's input, read in batches as the store allows.
+
+    Loading the input once and keeping it is the fastest for every store as
+    long as it fits comfortably in memory: reading a batch from an h5 file
+    costs a few milliseconds (the file is opened each time), loading 100,000
+    rows about as much.  So the input is read batch by batch only when it is
+    larger than ``whole_limit`` bytes and the store reads row ranges cheaply
+    (:attr:`psyrun.store.base.Store.reads_rows_cheaply`).
+    """
+
+    def __init__(self, store: Any, path: Path,
+                 whole_limit: int = WHOLE_INPUT_LIMIT_BYTES) -> None:
         self.store = store
         self.path = path
-        self.by_range = bool(getattr(store, "reads_rows_cheaply", False))
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        self.by_range = bool(getattr(store, "reads_rows_cheaply", False)) and size > whole_limit
         self._whole: dict[str, Any] | None = None
 
     def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
