@@ -106,9 +106,13 @@ def main() -> None:
 
         if options.complete:
             start = time.perf_counter()
-            while not (root / "psy-work" / "big" / "result.pkl").exists():
-                time.sleep(2)
-            print(f"whole task completed after: {time.perf_counter() - start + submit_time:7.1f} s")
+            statuses = scheduler.wait(ids, poll_interval=2)
+            took = time.perf_counter() - start + submit_time
+            states = sorted({s.state.value for s in statuses.values()})
+            print(f"whole task finished after:  {took:7.1f} s   (jobs: {', '.join(states)})")
+            elapsed, proc = psy(root, env, "status", "big")
+            print(f"psy status when finished:  {elapsed:7.2f} s")
+            print(f"  {proc.stdout.strip()}")
     finally:
         psy(root, env, "kill", "big")
         shutil.rmtree(root, ignore_errors=True)

@@ -31,6 +31,7 @@ SACCT = """\
 21|CANCELLED by 0|0:0|None
 50_[3-4]|PENDING|0:0|None
 51|TIMEOUT|0:15|None
+1273|CANCELLED|0:0|Dependency
 """
 
 
@@ -56,6 +57,11 @@ def test_job_cancelled_by_a_failed_dependency_says_so():
 def test_failed_job_takes_its_exit_code_from_the_exit_record():
     status = status_of("37", squeue=SQUEUE, exit_code=3)
     assert (status.state, status.exit_code, status.reason) == (JobState.FAILED, 3, "exit code 3")
+
+
+def test_sacct_says_so_too_when_a_dependency_failed():
+    status = status_of("1273", sacct=SACCT)
+    assert status.state is JobState.CANCELLED and "dependency failed" in status.reason
 
 
 def test_sacct_covers_jobs_that_left_squeue():

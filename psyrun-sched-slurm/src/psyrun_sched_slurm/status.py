@@ -61,6 +61,8 @@ SLURM_STATES: dict[str, JobState] = {
 REASONS = {
     "DependencyNeverSatisfied": "a dependency failed or was cancelled",
     "InvalidDependency": "a dependency failed or was cancelled",
+    # sacct's word for the same, once squeue has forgotten the job
+    "Dependency": "a dependency failed or was cancelled",
 }
 
 _JOB_ID = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+.*)?$")
