@@ -206,3 +206,15 @@ def test_status_after_squeue_forgot_comes_from_sacct_then_the_exit_records(
     monkeypatch.setattr(scheduler_module, "cluster_config", lambda: no_accounting)
     assert seen() == expected
     assert cluster.cluster_config().max_array_size > 0
+
+
+def test_missing_log_directories_are_created_so_the_job_can_write(slurm_tmp, workdir):
+    scheduler = Slurm(workdir)
+    single = scheduler.submit(python("print('single')"), name="t:single",
+                              output=slurm_tmp / "new" / "single.log")
+    array = scheduler.submit_array(2, python("import sys; print('el', sys.argv[1])") + [ARRAY_INDEX],
+                                   name="t:arr", output=slurm_tmp / "other" / f"a-{ARRAY_INDEX}.log")
+    statuses = wait(scheduler, single, array)
+    assert {s.state for s in statuses.values()} == {JobState.COMPLETED}
+    assert (slurm_tmp / "new" / "single.log").read_text() == "single\n"
+    assert (slurm_tmp / "other" / "a-1.log").read_text() == "el 1\n"

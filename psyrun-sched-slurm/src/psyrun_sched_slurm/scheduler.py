@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from psyrun.exceptions import SchedulerError
-from psyrun.scheduler.base import JobState, JobStatus, Scheduler
+from psyrun.scheduler.base import ARRAY_INDEX, JobState, JobStatus, Scheduler
 
 from psyrun_sched_slurm import arrays, batch_script, sbatch_options, status
 from psyrun_sched_slurm.cluster import cluster_config
@@ -40,6 +40,15 @@ def _exit_fields(record: batch_script.ExitRecord | None) -> dict[str, Any]:
     if record is None:
         return {"exit_code": None}
     return {"exit_code": record.code, "stopped": record.stopped}
+
+
+def _log_path(output: str | os.PathLike[str]) -> Path:
+    """The absolute log path; its directory is created now, since a job whose
+    log directory is missing fails without a word (Slurm has nowhere to write)."""
+    path = Path(output).absolute()
+    if ARRAY_INDEX not in str(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 class Slurm(Scheduler):
@@ -116,7 +125,7 @@ class Slurm(Scheduler):
         depends_on: Sequence[str] = (),
         scheduler_args: Mapping[str, Any] | None = None,
     ) -> str:
-        output = Path(output).absolute()
+        output = _log_path(output)
         options = sbatch_options.sbatch_options(scheduler_args, name)
         script, exits = self._write_script(argv, name, output, array=False)
         # sbatch expands %-patterns in file names; %% is a literal %.
@@ -138,7 +147,7 @@ class Slurm(Scheduler):
         depends_on: Sequence[str] = (),
         scheduler_args: Mapping[str, Any] | None = None,
     ) -> str:
-        output = Path(output).absolute()
+        output = _log_path(output)
         options = sbatch_options.sbatch_options(scheduler_args, name)
         throttle = sbatch_options.max_running(scheduler_args, name)
         max_size = cluster_config().max_array_size
