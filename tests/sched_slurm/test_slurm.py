@@ -7,9 +7,11 @@ import subprocess
 import sys
 import time
 
+import attrs
 import pytest
 from psyrun.scheduler.base import ARRAY_INDEX, JobState
-from psyrun_sched_slurm import Slurm
+from psyrun_sched_slurm import Slurm, cluster
+from psyrun_sched_slurm import scheduler as scheduler_module
 from psyrun_sched_slurm.cluster import cluster_config
 from psyrun_sched_slurm.records import slurm_ids_of
 
@@ -168,10 +170,6 @@ def test_job_name_and_sbatch_options_reach_slurm(slurm_tmp, workdir):
 
 def test_status_after_squeue_forgot_comes_from_sacct_then_the_exit_records(
         slurm_tmp, workdir, monkeypatch):
-    import attrs
-    from psyrun_sched_slurm import cluster
-    from psyrun_sched_slurm import scheduler as scheduler_module
-
     scheduler = Slurm(workdir)
     started = slurm_tmp / "third-started"
     code = (f"import sys, time; i = int(sys.argv[1])\n"
@@ -218,3 +216,21 @@ def test_missing_log_directories_are_created_so_the_job_can_write(slurm_tmp, wor
     assert {s.state for s in statuses.values()} == {JobState.COMPLETED}
     assert (slurm_tmp / "new" / "single.log").read_text() == "single\n"
     assert (slurm_tmp / "other" / "a-1.log").read_text() == "el 1\n"
+
+
+def test_without_job_arrays_each_element_is_a_plain_job(slurm_tmp, workdir, monkeypatch):
+    # MaxArraySize=0 is how a cluster disables job arrays.
+    no_arrays = attrs.evolve(cluster_config(), max_array_size=0)
+    monkeypatch.setattr(scheduler_module, "cluster_config", lambda: no_arrays)
+    scheduler = Slurm(workdir)
+    code = f"import sys; open({str(slurm_tmp)!r} + '/el-' + sys.argv[1], 'w')"
+    job = scheduler.submit_array(3, python(code) + [ARRAY_INDEX], name="t:plain",
+                                 output=slurm_tmp / f"p-{ARRAY_INDEX}.log")
+    assert len(slurm_ids_of(job)) == 3
+    status = wait(scheduler, job)[job]
+    assert status.state is JobState.COMPLETED
+    assert [e.id for e in status.elements] == slurm_ids_of(job)
+    assert sorted(p.name for p in slurm_tmp.glob("el-*")) == ["el-0", "el-1", "el-2"]
+    shown = subprocess.run(["scontrol", "show", "job", slurm_ids_of(job)[0]],
+                           capture_output=True, text=True).stdout
+    assert "ArrayJobId" not in shown
