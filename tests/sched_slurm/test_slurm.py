@@ -234,3 +234,15 @@ def test_without_job_arrays_each_element_is_a_plain_job(slurm_tmp, workdir, monk
     shown = subprocess.run(["scontrol", "show", "job", slurm_ids_of(job)[0]],
                            capture_output=True, text=True).stdout
     assert "ArrayJobId" not in shown
+
+
+def test_percent_signs_in_paths_are_not_slurm_patterns(slurm_tmp):
+    odd = slurm_tmp / "100%j"
+    scheduler = Slurm(odd / "psy-work")
+    single = scheduler.submit(python("print('one')"), name="t:one", output=odd / "one %j.log")
+    array = scheduler.submit_array(2, python("print('el')"), name="t:arr",
+                                   output=odd / f"el %a {ARRAY_INDEX}.log")
+    statuses = wait(scheduler, single, array)
+    assert {s.state for s in statuses.values()} == {JobState.COMPLETED}
+    assert (odd / "one %j.log").read_text() == "one\n"
+    assert (odd / "el %a 1.log").read_text() == "el\n"

@@ -42,6 +42,11 @@ def _exit_fields(record: batch_script.ExitRecord | None) -> dict[str, Any]:
     return {"exit_code": record.code, "stopped": record.stopped}
 
 
+def _literal(path: Path) -> str:
+    """``path`` for sbatch's --output, which expands %-patterns; %% is a literal %."""
+    return str(path).replace("%", "%%")
+
+
 def _log_path(output: str | os.PathLike[str]) -> Path:
     """The absolute log path; its directory is created now, since a job whose
     log directory is missing fails without a word (Slurm has nowhere to write)."""
@@ -128,8 +133,7 @@ class Slurm(Scheduler):
         output = _log_path(output)
         options = sbatch_options.sbatch_options(scheduler_args, name)
         script, exits = self._write_script(argv, name, output, array=False)
-        # sbatch expands %-patterns in file names; %% is a literal %.
-        log = str(output).replace("%", "%%")
+        log = _literal(output)
         job_id = self._sbatch(
             [f"--job-name={name}", f"--output={log}", f"--error={log}", *options,
              *sbatch_options.depends_option(self._dependencies(depends_on))],
@@ -155,8 +159,9 @@ class Slurm(Scheduler):
         script, exits = self._write_script(argv, name, output, array=True)
         # The script writes psyrun's log itself (sbatch cannot add the offset
         # to %a); Slurm's own messages (time limit, OOM) go to one file per chunk.
-        slurm_log = str(script.parent.parent / "logs" / f"{script.stem}-%A.log")
-        Path(slurm_log).parent.mkdir(parents=True, exist_ok=True)
+        logs = script.parent.parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        slurm_log = _literal(logs / script.stem) + "-%A.log"
         dependencies = self._dependencies(depends_on)
         slurm_ids: list[str] = []
         try:
