@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -114,6 +115,10 @@ def test_psy_run_returns_after_submission_and_the_jobs_finish_later(slurm_tmp):
     assert not result.exists()
     status = psy(slurm_tmp, "status", "later").stdout
     assert "0 done" in status
+    # Queued and running come from Slurm: the two process elements (held by
+    # the flag) and merge, plus split unless it has finished already.
+    counts = re.search(r"(\d+) queued, (\d+) running", status)
+    assert counts and int(counts[1]) + int(counts[2]) in (3, 4), status
     flag.touch()
     wait_for(result.exists, "the merge job")
     assert result_rows(slurm_tmp, "later") == [(x, -x) for x in range(4)]
