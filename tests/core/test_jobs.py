@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from psyrun.backend.distribute import batch_bounds, n_batches
 from psyrun.jobs import Job, JobArray, JobChain, JobGroup, find_job, is_up_to_date, iter_jobs
 from psyrun.runner import Submitter, TaskRun

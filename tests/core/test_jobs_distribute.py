@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import pytest
-
 from psyrun.exceptions import JobFailedError
 from psyrun.jobs import iter_jobs
 from psyrun.tasks import TaskDef

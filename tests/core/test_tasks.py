@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 from psyrun.exceptions import TaskDefinitionError, TaskWarning
 from psyrun.tasks import Config, TaskDef, load_tasks, validate_task_name
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -117,7 +117,7 @@ class JobGroup:
     jobs: tuple[JobNode, ...] = attrs.field(converter=tuple)
 
 
-JobNode = Union[Job, JobArray, JobChain, JobGroup]
+JobNode = Job | JobArray | JobChain | JobGroup
 
 
 def iter_jobs(node: JobNode) -> Iterator[Job | JobArray]:

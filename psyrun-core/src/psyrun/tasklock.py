@@ -9,6 +9,7 @@ message says how to remove it by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -79,10 +80,8 @@ class TaskLock:
                 if self._is_stale(holder):
                     # Remove it only if it is still the stale lock we judged.
                     if self._read() == holder:
-                        try:
+                        with contextlib.suppress(FileNotFoundError):
                             self.path.unlink()
-                        except FileNotFoundError:
-                            pass
                     continue
                 raise TaskLockedError(self._locked_message(holder)) from None
             with os.fdopen(fd, "w") as f:
@@ -107,15 +106,11 @@ class TaskLock:
             return
         holder = self._read()
         if holder is not None and holder.get("pid") == os.getpid():
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            except FileNotFoundError:
-                pass
             if self._made_dir:  # leave no empty work directory behind a refused run
-                try:
+                with contextlib.suppress(OSError):
                     self.path.parent.rmdir()
-                except OSError:
-                    pass
         self._held = False
 
     def __enter__(self) -> TaskLock:

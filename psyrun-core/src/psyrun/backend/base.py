@@ -86,7 +86,7 @@ class Backend(abc.ABC):
         submission; files the jobs need are written in :meth:`before_submit`.
         """
 
-    def before_submit(self) -> None:
+    def before_submit(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Called by ``psy run`` after :meth:`create_job` once every check passed.
 
         The place to write files the jobs read (a plan): ``create_job`` itself
