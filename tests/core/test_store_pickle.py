@@ -20,6 +20,7 @@ class TestPickleStore(StoreContract):
     string_fill = math.nan
     ints_become_floats = False  # lists stay lists: [1, 2] + missing is [1, 2, nan]
     appends_in_place = True
+    concurrent_appends = True
 
     @pytest.fixture
     def store(self):

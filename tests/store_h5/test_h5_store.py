@@ -18,6 +18,7 @@ class TestH5Store(StoreContract):
     supports_ragged = True
     string_fill = ""
     appends_in_place = True
+    concurrent_appends = True
     # HDF5 does not promise a readable file after a writer is killed while the
     # library flushes metadata (see the module documentation).
     crash_safe_append = False

@@ -67,7 +67,7 @@ from psyrun.exceptions import (
     StoreFileNotFoundError,
     UnsupportedDataError,
 )
-from psyrun.store.atomic import atomic_path
+from psyrun.store.atomic import atomic_create, atomic_path
 from psyrun.store.base import Data, PathLike, Store
 from psyrun.store.columns import PICKLE_HINT, count_rows, fill_array, select_rows, to_array
 
@@ -89,7 +89,9 @@ def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
 def _is_lock_error(exc: BaseException) -> bool:
     # HDF5 1.10+ locks files (flock); a file another process writes cannot be
     # opened until it is closed.  The library says so only in its message.
-    return "lock" in str(exc).lower()
+    # ("superblock" contains "lock" too, hence the whole phrases.)
+    message = str(exc).lower()
+    return "unable to lock" in message or "lock request failed" in message
 
 
 def _node_name(name: str, taken: set[str]) -> str:
@@ -509,10 +511,14 @@ class H5Store(Store):
 
     def append(self, filename: PathLike, data: Data) -> None:
         path = Path(filename)
-        if not path.exists():
-            self.save(path, data)
-            return
         count_rows(data)  # fail before opening the file for writing
+        if not path.exists():
+            try:
+                with atomic_create(path) as temp, self._writer(temp, "w") as writer:
+                    writer.add(data)
+                return
+            except FileExistsError:  # another process created it just now
+                pass
         with self._writer(path, "a") as writer:
             writer.add(data)
 

@@ -88,3 +88,31 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             temp.unlink()
         raise
     fsync_path(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_create(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like :func:`atomic_path`, but never replaces an existing ``target``.
+
+    Raises :class:`FileExistsError` if ``target`` exists when the new file is
+    complete (another process created it first); the caller then appends to
+    that file instead.  Used by appends that create their file, so that two
+    processes starting at once do not overwrite each other's first rows.
+    """
+    target = Path(target)
+    temp = temporary_path(target)
+    try:
+        yield temp
+        fsync_path(temp)
+        try:
+            os.link(temp, target)  # atomic, and fails if target exists
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            if target.exists():
+                raise FileExistsError(target) from None
+            os.replace(temp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    fsync_path(target.parent)

@@ -23,8 +23,9 @@ truncated by something else (a copy cut short, a full disk) and raises
 :class:`~psyrun.exceptions.CorruptFileError`.  :meth:`PickleStore.save`
 replaces the file atomically (temporary file, fsync, rename).
 
-Appends from several processes at the same time are not coordinated here;
-whoever runs concurrent writers must serialise them.
+Appends from several processes take turns: each holds an exclusive
+``flock`` on the file while it appends (on POSIX systems whose file system
+supports locks).  A :meth:`PickleStore.save` does not wait for appends.
 
 Reading one row (``load(path, row=i)``) reads the small meta blocks of all
 frames but unpickles only the frame holding the row.  Files written by psyrun
@@ -42,6 +43,7 @@ as NumPy would; other arrays become lists).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -53,7 +55,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from psyrun.exceptions import CorruptFileError, StoreFileNotFoundError, UnsupportedDataError
-from psyrun.store.atomic import atomic_path
+from psyrun.store.atomic import atomic_create, atomic_path
 from psyrun.store.base import Data, PathLike, Store
 from psyrun.store.columns import count_rows, select_rows
 
@@ -97,6 +99,17 @@ def _write_frame(f: BinaryIO, data: Data, rows: int) -> int:
     f.write(_FRAME.pack(len(meta), end - payload_start, rows))
     f.seek(end)
     return end - start
+
+
+def _lock(f: BinaryIO) -> None:
+    """Hold an exclusive lock on ``f`` until it is closed (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: appends are not coordinated
+        return
+    # On a file system without locks, go on uncoordinated.
+    with contextlib.suppress(OSError):
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
 
 
 def _unpicklable_column(data: Data) -> str | None:
@@ -183,7 +196,12 @@ class PickleStore(Store):
         self.save_many(filename, [data])
 
     def save_many(self, filename: PathLike, chunks: Iterable[Data]) -> None:
-        with atomic_path(filename) as temp, open(temp, "wb") as f:
+        with atomic_path(filename) as temp:
+            self._write(temp, chunks)
+
+    @staticmethod
+    def _write(temp: Path, chunks: Iterable[Data]) -> None:
+        with open(temp, "wb") as f:
             f.write(_HEADER.pack(MAGIC, _HEADER.size, 0))
             end, total = _HEADER.size, 0
             for data in chunks:
@@ -197,9 +215,14 @@ class PickleStore(Store):
         path = Path(filename)
         rows = count_rows(data)
         if not path.exists():
-            self.save(path, data)
-            return
+            try:
+                with atomic_create(path) as temp:
+                    self._write(temp, [data])
+                return
+            except FileExistsError:  # another process created it just now
+                pass
         with open(path, "r+b") as f:
+            _lock(f)  # appends from several processes take turns
             header = self._read_header(f, path)
             if header is None:  # a psyrun 0.8 file: rewrite it in our format
                 f.close()

@@ -120,6 +120,8 @@ class StoreContract:
     appends_in_place: bool = False
     #: A writer killed during append() leaves the rows appended before.
     crash_safe_append: bool = True
+    #: Several processes may append to one file at the same time.
+    concurrent_appends: bool = False
     #: Rows the killed writer writes per call (large enough to be slow).
     crash_rows: int = 50_000
     #: How often the crash tests kill a writer (each round starts a process).
@@ -513,6 +515,22 @@ class StoreContract:
         store.append(path, {"x": [-1.0], "i": [-1], "s": ["end"]})
         assert store.count(path) == n + 1
         assert_data_equal(store.load(path, row=-1), {"x": [-1.0], "i": [-1], "s": ["end"]})
+
+    @pytest.mark.slow
+    def test_concurrent_appends_lose_nothing(self, store, path):
+        if not self.concurrent_appends:
+            pytest.skip("this store does not coordinate appending processes")
+        code = ("import pickle, sys\n"
+                "store = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
+                "for i in range(25):\n"
+                "    store.append(sys.argv[2], {'w': [int(sys.argv[3])], 'i': [i]})\n")
+        writers = [subprocess.Popen([sys.executable, "-c", code, pickle.dumps(store).hex(),
+                                     str(path), str(w)]) for w in range(4)]
+        assert [w.wait(timeout=300) for w in writers] == [0] * 4
+        loaded = store.load(path)
+        assert store.count(path) == 100
+        pairs = sorted(zip((int(w) for w in loaded["w"]), (int(i) for i in loaded["i"])))
+        assert pairs == [(w, i) for w in range(4) for i in range(25)]
 
     @pytest.mark.slow
     def test_concurrent_reader_sees_whole_files(self, store, path, tmp_path):
