@@ -75,6 +75,8 @@ GROUP = "/psyrun"
 ROWS_ATTR = "psyrun_rows"
 COLUMNS_ATTR = "psyrun_columns"
 KINDS = ("array", "str", "bytes", "ragged")
+_WORDS = {"array": "numbers", "str": "strings", "bytes": "bytes",
+          "ragged": "arrays of varying length"}
 _STORE = "h5"
 
 
@@ -150,7 +152,6 @@ class _Column:
         return values
 
     def _empty(self) -> Any:
-
         if self.kind == "ragged":
             return []
         values = self.node.read(0, 0)
@@ -308,8 +309,8 @@ class H5Writer:
         text = {"str", "bytes"}
         if (column.kind in text) != (kind in text) or (column.kind in text and column.kind != kind):
             raise UnsupportedDataError(
-                f"Column {column.name!r} holds {column.kind} in {self.path} but the new rows "
-                f"hold {kind}; the h5 store keeps one kind per column. {PICKLE_HINT}"
+                f"Column {column.name!r} holds {_WORDS[column.kind]} in {self.path} but the new "
+                f"rows hold {_WORDS[kind]}; the h5 store keeps one kind per column. {PICKLE_HINT}"
             )
         node_dtype = column.dtype
         if column.kind in text:
