@@ -35,9 +35,11 @@ its ``file_dep`` and no item failed; then all three jobs are skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,24 +237,62 @@ class DistributeBackend(Backend):
                 self.store.save(self.infile(run, i), slice_table(todo, start, stop))
         print(f"split {total} assignments into {n} input files", flush=True)
 
+    def _unique_chunks(self, paths: list[Path], allowed: set[Any]) -> Iterator[dict[str, Any]]:
+        """The rows of each file whose assignment is in ``allowed`` and not seen before."""
+        seen: set[Any] = set()
+        for path in paths:
+            table = self._load(path)
+            indices = []
+            for i, key in enumerate(row_keys(table, self._keys)):
+                if key in allowed and key not in seen:
+                    seen.add(key)
+                    indices.append(i)
+            yield table if len(indices) == table_len(table) else take(table, indices)
+
+    def _write_result(self, chunks: Iterable[dict[str, Any]]) -> int:
+        """Write the non-empty chunks as the result file (atomically); return the rows.
+
+        Nothing is written when there are no rows at all.
+        """
+        counted = [0]
+
+        def non_empty() -> Iterator[dict[str, Any]]:
+            for chunk in chunks:
+                n = table_len(chunk)
+                if n:
+                    counted[0] += n
+                    yield chunk
+
+        rows = non_empty()
+        first = next(rows, None)
+        if first is None:
+            return 0
+        self.task.resultfile.parent.mkdir(parents=True, exist_ok=True)
+        self.store.save_many(self.task.resultfile, itertools.chain([first], rows))
+        return counted[0]
+
+    def _space_keys(self) -> set[Any]:
+        return set(row_keys(self.task.pspace.build(), self._keys))
+
     def _consolidate(self) -> None:
         """Fold outputs of an earlier run into the result, then drop them.
 
         The result is written (atomically) before any output is deleted, and
         each assignment is kept once, so this is safe to repeat after a kill.
+        Rows no longer in the parameter space are left out; if none is left,
+        the old result stays as it is (the merge replaces it).
         """
         outs = self._outfiles()
         result = self.task.resultfile
-        old = self._load(result) if result.exists() else {}
-        merged = concat([old] + [self._load(p) for p in outs])
-        space_keys = set(row_keys(self.task.pspace.build(), self._keys))
-        kept = unique_rows_in(merged, self._keys, allowed=space_keys)
-        if outs or table_len(kept) != table_len(old):
-            if table_len(kept) > 0:
-                result.parent.mkdir(parents=True, exist_ok=True)
-                self.store.save(result, kept)
-            elif result.exists():
-                result.unlink()  # nothing of the old result is in the new space
+        inputs = ([result] if result.exists() else []) + outs
+        if inputs:
+            if outs:
+                self._write_result(self._unique_chunks(inputs, self._space_keys()))
+            else:
+                old = self._load(result)
+                kept = unique_rows_in(old, self._keys, allowed=self._space_keys())
+                if 0 < table_len(kept) < table_len(old):
+                    self.store.save(result, kept)
         for path in outs + self._failfiles():
             path.unlink()
 
@@ -286,30 +326,28 @@ class DistributeBackend(Backend):
               f"{len(failures)} failed", flush=True)
 
     def merge(self) -> None:
-        """Write the result file from the outputs (and the kept result with ``-c``)."""
+        """Write the result file from the outputs (and the kept result with ``-c``).
+
+        The store's ``save_many`` writes the files one after the other, so
+        the merge is linear in the number of rows.
+        """
         plan = self._read_plan()
         task = self.task
         outs = [p for p in (self.outfile(plan["run"], i) for i in range(plan["n"]))
                 if p.exists()]
-        parts = [self._load(p) for p in outs]
         if plan["cont"]:
-            if task.resultfile.exists():
-                parts.insert(0, self._load(task.resultfile))
-            space_keys = set(row_keys(task.pspace.build(), self._keys))
-            merged = unique_rows_in(concat(parts), self._keys, allowed=space_keys)
+            inputs = ([task.resultfile] if task.resultfile.exists() else []) + outs
+            rows = self._write_result(self._unique_chunks(inputs, self._space_keys()))
         else:
-            merged = concat(parts)
-        task.resultfile.parent.mkdir(parents=True, exist_ok=True)
-        if table_len(merged) > 0:
-            self.store.save(task.resultfile, merged)
-        elif plan["cont"] and task.resultfile.exists():
-            task.resultfile.touch()  # the kept result is complete for this definition
-        elif not task.resultfile.exists():
+            rows = self._write_result(self._load(p) for p in outs)
+        if rows == 0 and (plan["cont"] or not task.resultfile.exists()):
+            # No row of this definition (yet): an empty result says so.  Without
+            # -c an older result is left as it was (out of date) instead.
+            task.resultfile.parent.mkdir(parents=True, exist_ok=True)
             self.store.save(task.resultfile, {k: [] for k in self._keys})
-        # else: nothing new and no -c; an older result stays as it was, out of date.
         n_failed = sum(len(load_failures(self.failfile(plan["run"], i)))
                        for i in range(plan["n"]))
-        print(f"merged {table_len(merged)} rows into {task.resultfile}", flush=True)
+        print(f"merged {rows} rows into {task.resultfile}", flush=True)
         if n_failed:
             raise JobFailedError(
                 f"{n_failed} item(s) of task {task.name} failed; the result holds the "
