@@ -70,6 +70,9 @@ class FakeTask:
         self.taskdir = root / "psy-tasks"
         self.taskworkdir = root / "psy-work" / "t"
 
+    def plugin_paths(self):
+        return {"store": "psyrun.store.pickle:PickleStore"}
+
 
 def walk(tmp_path, graph):
     scheduler = FakeScheduler()
@@ -92,7 +95,8 @@ def test_chain_passes_ids_and_a_submitted_job_forces_the_rest(tmp_path):
     assert [c[4] for c in calls] == [[], ["j1"], ["j2"]]
     array = calls[1]
     assert array[0] == "array" and array[6] == 3
-    assert array[2][-2:] == ["--index", ARRAY_INDEX]
+    assert array[2][-4:] == ["--index", ARRAY_INDEX, "--plugin",
+                             "store=psyrun.store.pickle:PickleStore"]
     assert array[3].endswith(f"t:b:{ARRAY_INDEX}.log")
     assert array[5]["n_cpus"] == 2
     assert calls[2][5] == {"x": "t:c", "n_cpus": 1}

@@ -148,3 +148,19 @@ def test_task_files_may_import_modules_next_to_them(taskdir):
     task = TaskDef(write(taskdir, "h", BASIC.replace(
         "def execute", "from helpers_for_test_tasks import FACTOR\ndef execute")))
     assert task.namespace["FACTOR"] == 5
+
+
+def test_plugin_paths_let_the_worker_skip_the_plugin_manager(taskdir):
+    task = TaskDef(write(taskdir, "p", BASIC + "store = 'npz'\n"))
+    paths = task.plugin_paths()
+    assert paths == {"store": "psyrun.store.npz:NpzStore",
+                     "backend": "psyrun.backend.distribute:DistributeBackend",
+                     "scheduler": "psyrun.scheduler.immediate:ImmediateRun"}
+    again = TaskDef(task.path, plugins=paths)
+    assert type(again.store) is type(task.store) and again.backend is task.backend
+
+
+def test_plugin_paths_leave_out_what_the_task_file_made(taskdir):
+    task = TaskDef(write(taskdir, "q", BASIC + "from psyrun.store import NpzStore\n"
+                                              "store = NpzStore()\n"))
+    assert "store" not in task.plugin_paths()

@@ -114,16 +114,17 @@ class Submitter:
         task.taskworkdir.mkdir(parents=True, exist_ok=True)
         args = job_scheduler_args(task, job, scheduler)
         cwd = str(Path.cwd())
+        plugins = task.plugin_paths()
         if isinstance(job, JobArray):
             argv = worker_argv(task.python, str(task.taskdir), task.file_task_name, job.name,
-                               cwd, index=ARRAY_INDEX)
+                               cwd, index=ARRAY_INDEX, plugins=plugins)
             job_id = scheduler.submit_array(
                 job.n, argv, name=full_name(task, job), output=log_path(task, job, ARRAY_INDEX),
                 depends_on=list(depends_on), scheduler_args=args)
             self.run.submitted.append(SubmittedJob(full_name(task, job), str(job_id), job.n))
         else:
             argv = worker_argv(task.python, str(task.taskdir), task.file_task_name, job.name,
-                               cwd)
+                               cwd, plugins=plugins)
             job_id = scheduler.submit(
                 argv, name=full_name(task, job), output=log_path(task, job),
                 depends_on=list(depends_on), scheduler_args=args)

@@ -224,7 +224,11 @@ class TaskDef:
     (``<workdir>/<name>``) holds everything psyrun writes for the task.
     """
 
-    def __init__(self, path: str | os.PathLike[str], conf: Config | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], conf: Config | None = None, *,
+                 plugins: Mapping[str, str] | None = None) -> None:
+        #: kind -> "module:qualname" of plugins already resolved by ``psy run``;
+        #: the worker gets them so that it need not build the plugin manager.
+        self._resolved_paths = dict(plugins or {})
         self.path = Path(path).resolve()
         self.taskdir = self.path.parent
         stem = self.path.stem
@@ -311,7 +315,7 @@ class TaskDef:
         self._scheduler = None
         if not isinstance(s["scheduler"], str) and not isinstance(s["scheduler"], type):
             self._scheduler = s["scheduler"]  # an instance made by the task file
-        elif isinstance(s["scheduler"], str):
+        elif isinstance(s["scheduler"], str) and "scheduler" not in self._resolved_paths:
             self._resolve_plugin("scheduler", s["scheduler"], instantiate=False)
 
         self.workdir = self._path(s["workdir"], relative_to=Path.cwd())
@@ -336,12 +340,17 @@ class TaskDef:
         return path if path.is_absolute() else (relative_to / path)
 
     def _resolve_plugin(self, kind: str, spec: Any, instantiate: bool) -> Any:
-        from psyrun.plugins.manager import get_plugin_manager
+        if not isinstance(spec, str):
+            value = spec  # a class or instance made by the task file
+        elif kind in self._resolved_paths:
+            value = import_object(self._resolved_paths[kind])
+        else:
+            from psyrun.plugins.manager import get_plugin_manager
 
-        try:
-            value = get_plugin_manager().resolve(kind, spec)
-        except PluginError as exc:
-            raise self._fail(f"'{kind}': {exc}") from None
+            try:
+                value = get_plugin_manager().resolve(kind, spec)
+            except PluginError as exc:
+                raise self._fail(f"'{kind}': {exc}") from None
         if instantiate and isinstance(value, type):
             try:
                 value = value()
@@ -366,10 +375,37 @@ class TaskDef:
         """An instance of the task's backend for this task."""
         return self.backend(self)
 
+    def plugin_paths(self) -> dict[str, str]:
+        """``"module:qualname"`` of the plugins the task named, for :class:`TaskDef`'s ``plugins``.
+
+        Only plugins given by name are listed (the task file makes the others
+        itself), and only if they can be imported by that path.
+        """
+        resolved = {"store": type(self.store), "backend": self.backend}
+        if isinstance(self.settings["scheduler"], str):
+            resolved["scheduler"] = type(self.scheduler)
+        paths = {}
+        for kind, cls in resolved.items():
+            if not isinstance(self.settings[kind], str):
+                continue
+            path = f"{cls.__module__}:{cls.__qualname__}"
+            if "<" not in path and not cls.__module__.startswith(("psyrun_task_", "psyrun_conf_")):
+                paths[kind] = path
+        return paths
+
     @property
     def dependencies(self) -> list[Path]:
         """Files whose change makes the task out of date."""
         return [self.path, *self.file_dep]
+
+
+def import_object(path: str) -> Any:
+    """The object ``"package.module:Qual.name"`` names."""
+    module_name, _, qualname = path.partition(":")
+    value: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
 
 
 # ---------------------------------------------------------------- finding tasks
