@@ -186,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="skip N=1e5 and psyrun 0.8.0")
+    parser.add_argument("--skip-old", action="store_true", help="skip psyrun 0.8.0")
     args = parser.parse_args()
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     with tempfile.TemporaryDirectory(prefix="psyrun-bench-") as name:
@@ -196,7 +197,7 @@ def main() -> None:
         if not args.quick:
             bench_per_item(tmp, args.repeat)
         bench_status(tmp, args.repeat)
-        if not args.quick:
+        if not (args.quick or args.skip_old):
             bench_old(tmp, [1_000, 10_000], ours)
 
 

@@ -144,3 +144,39 @@ def test_batches_cover_everything_and_differ_by_at_most_one():
     assert bounds == [(0, 4), (4, 7), (7, 10)]
     sizes = [b - a for a, b in batch_bounds(1001, 7)]
     assert sum(sizes) == 1001 and max(sizes) - min(sizes) <= 1
+
+
+def test_progress_waits_and_counts_array_elements(capsys):
+    from psyrun.progress import _units, wait_for_jobs
+    from psyrun.scheduler.base import JobState, JobStatus
+
+    class Ticking:
+        """Two polls: the array half done, then everything finished."""
+
+        in_process = True
+
+        def __init__(self):
+            self.polls = 0
+
+        def status(self, ids):
+            done = self.polls >= 1
+            elements = (JobStatus("a_0", JobState.COMPLETED),
+                        JobStatus("a_1", JobState.COMPLETED if done else JobState.RUNNING))
+            return {"a": JobStatus("a", JobState.COMPLETED if done else JobState.RUNNING,
+                                   elements=elements),
+                    "b": JobStatus("b", JobState.COMPLETED if done else JobState.QUEUED)}
+
+        def wait(self, ids, timeout=None, poll_interval=0.5, on_poll=None):
+            while True:
+                statuses = self.status(ids)
+                on_poll(statuses) if on_poll else None
+                self.polls += 1
+                if all(s.state.finished for s in statuses.values()):
+                    return statuses
+
+    scheduler = Ticking()
+    assert _units(scheduler.status(["a", "b"])) == (1, 3)
+    statuses = wait_for_jobs(scheduler, ["a", "b"], show=True)
+    assert all(s.state is JobState.COMPLETED for s in statuses.values())
+    assert "running" in capsys.readouterr().err  # the bar (its label, off a terminal)
+    assert wait_for_jobs(scheduler, []) == {}
