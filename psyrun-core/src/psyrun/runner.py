@@ -129,6 +129,8 @@ class Submitter:
                 argv, name=full_name(task, job), output=log_path(task, job),
                 depends_on=list(depends_on), scheduler_args=args)
             self.run.submitted.append(SubmittedJob(full_name(task, job), str(job_id)))
+        # Recorded at once, so psy kill finds the jobs even if psy dies right now.
+        save_record(task.taskworkdir, new_record(task.name, scheduler, self.run.submitted))
         return str(job_id)
 
 
@@ -268,9 +270,6 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
             assert run.graph is not None
             run.backend.before_submit()
             Submitter(run, echo).walk(run.graph, [], False)
-            if run.submitted:
-                save_record(run.task.taskworkdir,
-                            new_record(run.task.name, run.scheduler, run.submitted))
         # 4. waiting and reporting
         waiting = [r for r in runs if r.submitted
                    and (wait or getattr(r.scheduler, "in_process", False))]
