@@ -281,7 +281,7 @@ def report(results: dict[str, float], raw: dict[str, float], old: dict[str, floa
         return f"{value * 1000:.2f} ms" if ms else f"{value:.3f}"
 
     def ratio(a: float | None, b: float | None) -> str:
-        return f"{a / b:.2f}x" if a is not None and b else "-"
+        return f"{a / b:.3g}x" if a is not None and b else "-"
 
     print()
     print(f"{'operation':<28}{'psyrun':>12}{'plain lib':>12}{'ratio':>8}{'0.8.0':>12}"
