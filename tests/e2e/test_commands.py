@@ -64,7 +64,6 @@ def test_new_task_writes_a_runnable_template_and_never_overwrites(project):
 
 
 def test_new_task_for_a_named_scheduler_uses_its_template(project):
-    names = json.dumps(True)  # noqa: F841
     project.psy("new-task", "--scheduler", "immediate", "local")
     text = (project.tasks / "task_local.py").read_text()
     assert "scheduler = 'immediate'" in text
