@@ -335,9 +335,10 @@ class StoreContract:
         files = itertools.count()
 
         # Derandomized, so a run of the suite does not depend on luck; set
-        # PSYRUN_STORE_EXAMPLES high to search further.
+        # PSYRUN_STORE_EXAMPLES high (and PSYRUN_STORE_RANDOM=1) to search further.
         @hypothesis.settings(max_examples=int(os.environ.get("PSYRUN_STORE_EXAMPLES", 25)),
-                             deadline=None, database=None, derandomize=True,
+                             deadline=None, database=None,
+                             derandomize=not os.environ.get("PSYRUN_STORE_RANDOM"),
                              suppress_health_check=list(hypothesis.HealthCheck))
         @hypothesis.given(st.lists(chunk(), min_size=1, max_size=4))
         def check(chunks):
@@ -348,8 +349,15 @@ class StoreContract:
             fill = {"i": math.nan, "f": math.nan, "b": math.nan, "s": self.string_fill}
             expected = {name: [v for n, data in chunks
                                for v in data.get(name, [fill[name]] * n)] for name in names}
-            assert store.count(path) == sum(n for n, _ in chunks)
+            total = sum(n for n, _ in chunks)
+            assert store.count(path) == total
             assert_data_equal(store.load(path), expected)
+            for i in range(-total, total):
+                assert_data_equal(store.load(path, row=i),
+                                  {k: [v[i]] for k, v in expected.items()})
+            for rows in (slice(1, -1), slice(None, None, 2), slice(None, None, -3)):
+                assert_data_equal(store.load(path, row=rows),
+                                  {k: v[rows] for k, v in expected.items()})
 
         check()
 
