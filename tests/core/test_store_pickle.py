@@ -116,3 +116,11 @@ def test_row_read_unpickles_only_the_frame_holding_the_row(path, monkeypatch):
     monkeypatch.setattr(pickle, "load", lambda f, *a, **k: payloads.append(f.tell()) or real(f))
     assert_data_equal(store.load(path, row=1), {"i": [1], "late": [math.nan]})
     assert len(payloads) == 1  # the second frame's only
+
+
+def test_protocol_can_be_chosen_as_in_psyrun_08(path):
+    store = PickleStore(protocol=2)
+    store.save(path, {"a": [1, 2]})
+    store.append(path, {"a": [3]})
+    assert PickleStore().load(path) == {"a": [1, 2, 3]}
+    assert b"\x80\x02" in path.read_bytes()  # protocol 2 pickles inside

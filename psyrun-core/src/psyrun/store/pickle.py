@@ -76,7 +76,7 @@ class _Frame:
     names: tuple[str, ...]
 
 
-def _write_frame(f: BinaryIO, data: Data, rows: int) -> int:
+def _write_frame(f: BinaryIO, data: Data, rows: int, protocol: int = PROTOCOL) -> int:
     """Write one frame at the current position; return its length in bytes.
 
     The payload is pickled straight into the file (no copy in memory); its
@@ -88,7 +88,7 @@ def _write_frame(f: BinaryIO, data: Data, rows: int) -> int:
     f.write(meta)
     payload_start = f.tell()
     try:
-        pickle.dump(dict(data), f, protocol=PROTOCOL)
+        pickle.dump(dict(data), f, protocol=protocol)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise UnsupportedDataError(
             f"Column {_unpicklable_column(data)!r} cannot be pickled ({exc}). Make every value "
@@ -191,6 +191,10 @@ class PickleStore(Store):
 
     ext = ".pkl"
 
+    def __init__(self, protocol: int = PROTOCOL) -> None:
+        #: The pickle protocol of the columns (psyrun 0.8 took it too).
+        self.protocol = protocol
+
     # ------------------------------------------------------------ writing
     def save(self, filename: PathLike, data: Data) -> None:
         self.save_many(filename, [data])
@@ -199,14 +203,13 @@ class PickleStore(Store):
         with atomic_path(filename) as temp:
             self._write(temp, chunks)
 
-    @staticmethod
-    def _write(temp: Path, chunks: Iterable[Data]) -> None:
+    def _write(self, temp: Path, chunks: Iterable[Data]) -> None:
         with open(temp, "wb") as f:
             f.write(_HEADER.pack(MAGIC, _HEADER.size, 0))
             end, total = _HEADER.size, 0
             for data in chunks:
                 rows = count_rows(data)
-                end += _write_frame(f, data, rows)
+                end += _write_frame(f, data, rows, self.protocol)
                 total += rows
             f.seek(0)
             f.write(_HEADER.pack(MAGIC, end, total))
@@ -231,7 +234,7 @@ class PickleStore(Store):
             end, total = header
             f.seek(end)
             f.truncate()  # drop what an interrupted append left behind
-            length = _write_frame(f, data, rows)
+            length = _write_frame(f, data, rows, self.protocol)
             f.flush()
             os.fsync(f.fileno())
             f.seek(len(MAGIC))
