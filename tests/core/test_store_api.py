@@ -72,6 +72,10 @@ def test_autodetect_store_uses_the_store_of_the_extension(tmp_path, ext):
     assert_data_equal(load_result(path), {"a": [1, 2, 3]})
 
 
+def test_get_concrete_store_as_in_psyrun_08():
+    assert isinstance(AutodetectStore.get_concrete_store("r.npz"), NpzStore)
+
+
 def test_autodetect_store_ext_is_the_default_stores():
     assert AutodetectStore().ext == DefaultStore.ext == ".pkl"
 

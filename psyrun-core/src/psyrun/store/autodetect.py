@@ -42,6 +42,11 @@ class AutodetectStore(Store):
     #: The extension of the default store (:class:`~psyrun.store.PickleStore`).
     ext = PickleStore.ext
 
+    @classmethod
+    def get_concrete_store(cls, filename: PathLike) -> Store:
+        """The store for ``filename`` (the name psyrun 0.8 used; see :func:`store_for`)."""
+        return store_for(filename)
+
     def save(self, filename: PathLike, data: Data) -> None:
         store_for(filename).save(filename, data)
 
