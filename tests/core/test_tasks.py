@@ -164,3 +164,25 @@ def test_plugin_paths_leave_out_what_the_task_file_made(taskdir):
     task = TaskDef(write(taskdir, "q", BASIC + "from psyrun.store import NpzStore\n"
                                               "store = NpzStore()\n"))
     assert "store" not in task.plugin_paths()
+
+
+def test_local_runs_get_one_job_per_core_unless_max_jobs_is_set(taskdir):
+    from psyrun.runner import limit_jobs_to_local_cores
+
+    class Local:
+        in_process = True
+        cores = 3
+
+    class Cluster:
+        in_process = False
+        cores = 3
+
+    default = TaskDef(write(taskdir, "dflt", BASIC))
+    assert "max_jobs" not in default.given
+    limit_jobs_to_local_cores(default, Cluster())
+    assert default.max_jobs == 100
+    limit_jobs_to_local_cores(default, Local())
+    assert default.max_jobs == 3
+    chosen = TaskDef(write(taskdir, "chosen", BASIC + "max_jobs = 50\n"))
+    limit_jobs_to_local_cores(chosen, Local())
+    assert chosen.max_jobs == 50

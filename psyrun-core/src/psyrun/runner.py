@@ -182,7 +182,7 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
 
 
 #: Jobs per core at most on a scheduler that runs them on this machine.
-LOCAL_JOBS_PER_CORE = 2
+LOCAL_JOBS_PER_CORE = 1
 
 
 def _keeps_dirty_result(task: Any) -> bool:
@@ -193,14 +193,17 @@ def _keeps_dirty_result(task: Any) -> bool:
 
 
 def limit_jobs_to_local_cores(task: Any, scheduler: Any) -> None:
-    """Lower ``task.max_jobs`` to a few jobs per core for in-process schedulers.
+    """Lower the default ``max_jobs`` to one job per core for in-process schedulers.
 
+    A ``max_jobs`` the task file (or psy-conf.py) sets is kept as it is.
     On one machine, jobs beyond the number of cores only add the start-up
-    cost of a Python process each; a few per core still even out uneven job
-    lengths.  Cluster schedulers keep the task's ``max_jobs``.
+    cost of a Python process each (about a quarter of a second); tasks whose
+    items take very different times should use the load-balancing backend.
+    Cluster schedulers keep the task's ``max_jobs``.
     """
     cores = getattr(scheduler, "cores", None)
-    if not getattr(scheduler, "in_process", False) or not isinstance(cores, int):
+    if ("max_jobs" in getattr(task, "given", ()) or not getattr(scheduler, "in_process", False)
+            or not isinstance(cores, int)):
         return
     limit = max(1, LOCAL_JOBS_PER_CORE * cores // max(1, task.pool_size))
     task.max_jobs = min(task.max_jobs, limit)

@@ -168,6 +168,8 @@ class Config:
             if key not in SETTINGS:
                 raise TaskDefinitionError(f"Unknown task setting {key!r}.")
             setattr(self, key, value)
+        #: The settings given explicitly (not psyrun's defaults).
+        self.given = frozenset(settings)
 
     @classmethod
     def load_from_file(cls, filename: str | os.PathLike[str]) -> Config:
@@ -184,7 +186,7 @@ class Config:
         return cls.load_from_file(conf) if conf.exists() else cls()
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in DEFAULTS}
+        return {key: getattr(self, key) for key in DEFAULTS if key != "given"}
 
 
 def _copy(value: Any) -> Any:
@@ -247,6 +249,9 @@ class TaskDef:
         settings = conf.as_dict()
         settings.update(_public_settings(self.namespace))
         self.settings = settings
+        #: Settings the task file or psy-conf.py set (the others are defaults).
+        self.given = frozenset(getattr(conf, "given", frozenset())) | frozenset(
+            _public_settings(self.namespace))
         self._resolve(settings, file_name)
 
     def __getattr__(self, name: str) -> Any:
