@@ -394,3 +394,13 @@ def test_hookspec_examples_run_and_register(name):
     manager = bare_manager((module, "example"))
     for record in records:
         assert manager.get(record_type.kind, record.name) == record
+
+
+def test_a_builtin_that_fails_to_import_does_not_hide_its_siblings(monkeypatch):
+    broken = ("broken-backend", "psyrun.backend.no_such_module:Nothing", {})
+    monkeypatch.setattr(builtin, "_BACKENDS", [broken, *builtin._BACKENDS])
+    manager = bare_manager()
+    assert manager.names("backend") == ["distribute", "load-balancing"]
+    failed = [i for i in manager.plugin_infos() if i.status == "failed"]
+    assert len(failed) == 1
+    assert "broken-backend" in failed[0].error and "no_such_module" in failed[0].error

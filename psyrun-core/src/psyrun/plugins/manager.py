@@ -189,17 +189,19 @@ class PsyrunPluginManager(pluggy.PluginManager):
             for impl in caller.get_hookimpls():
                 source = self._sources.get(id(impl.plugin), Source("unknown", "unknown"))
                 plugin_name = impl.plugin_name
+                # Records yielded before a failure are kept: one broken
+                # implementation must not hide its siblings.
+                records = []
                 try:
-                    records = list(impl.function() or ())
-                    for record in records:
+                    for record in impl.function() or ():
                         if not isinstance(record, record_type):
                             raise PluginValidationError(
                                 f"{hook_name} must yield {record_type.__name__} "
                                 f"records, got {record!r}"
                             )
+                        records.append(record)
                 except Exception as exc:
                     self._fail(plugin_name, source, f"{hook_name}: {type(exc).__name__}: {exc}")
-                    continue
                 for record in records:
                     self._add(kind, record, source)
 
