@@ -374,6 +374,11 @@ class TaskDef:
                 self._scheduler = cls(workdir=self.taskworkdir / "scheduler")
             except TypeError:
                 self._scheduler = cls()
+        if getattr(self._scheduler, "workdir", False) is None:
+            # An instance made without a workdir (``Slurm()`` in a 0.8 task
+            # file) would keep its job records in memory only; give it the
+            # task's, so a later ``psy status`` finds them.
+            self._scheduler.workdir = self.taskworkdir / "scheduler"
         return self._scheduler
 
     def create_backend(self) -> Any:
