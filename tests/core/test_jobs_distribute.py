@@ -137,3 +137,23 @@ def test_continue_drops_rows_that_left_the_space(make_task):
 def test_unknown_job_name(make_task):
     with pytest.raises(JobFailedError, match="split, process and merge"):
         make_task().create_backend().run_job("nope")
+
+
+def test_a_run_killed_before_its_merge_is_not_up_to_date(make_task):
+    task = make_task()
+    run(task)
+    backend = task.create_backend()
+    assert all(j.is_up_to_date() for j in iter_jobs(backend.create_job()))
+    backend.before_submit()  # up to date: the plan of the finished run stays
+    assert all(j.is_up_to_date() for j in iter_jobs(task.create_backend().create_job()))
+    # A failing item, then a rerun killed during process: the old result is
+    # still newer than the task file, but the task is not complete.
+    task = make_task(bad=4)
+    with pytest.raises(JobFailedError):
+        run(task)
+    task.resultfile.touch()
+    backend = task.create_backend()
+    backend.create_job()
+    backend.before_submit()
+    backend.run_job("split")
+    assert not any(j.is_up_to_date() for j in iter_jobs(task.create_backend().create_job()))

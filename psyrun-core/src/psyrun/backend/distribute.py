@@ -30,7 +30,8 @@ orphaned by a killed ``psy run`` can never overwrite the output of a later
 run; its late output is folded in (once) by the next ``psy run -c``.
 
 The task is up to date when its result file is newer than the task file and
-its ``file_dep`` and no item failed; then all three jobs are skipped.
+its ``file_dep``, no item failed, and the last planned run got to its merge
+(``merged.json`` holds its id); then all three jobs are skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -98,7 +100,10 @@ class DistributeBackend(Backend):
         self.outdir = self.workdir / "out"
         self.faildir = self.workdir / "failed"
         self.planfile = self.workdir / "plan.json"
+        #: Written by merge: the id of the last run whose result is complete.
+        self.mergedfile = self.workdir / "merged.json"
         self._plan: dict[str, Any] | None = None
+        self._settled = False
 
     # -------------------------------------------------------- file names
     def infile(self, run: str, i: int) -> Path:
@@ -131,10 +136,27 @@ class DistributeBackend(Backend):
 
     # -------------------------------------------------------- plan
     def before_submit(self) -> None:
-        """Write the plan of the graph :meth:`create_job` made last."""
+        """Write the plan of the graph :meth:`create_job` made last.
+
+        Not when the task is up to date: nothing will run, and the plan on
+        disk must stay the one of the run that made the result.
+        """
         if self._plan is None:
             raise JobFailedError("create_job() must be called before before_submit().")
+        if self._settled and is_up_to_date(self.task.dependencies, [self.task.resultfile]):
+            return
         atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
+
+    def _run_id(self, path: Path) -> str | None:
+        try:
+            return json.loads(path.read_text()).get("run")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _interrupted(self) -> bool:
+        """True if the last planned run has not merged (it was killed or failed)."""
+        planned = self._run_id(self.planfile)
+        return planned is not None and planned != self._run_id(self.mergedfile)
 
     def _read_plan(self) -> dict[str, Any]:
         try:
@@ -155,9 +177,10 @@ class DistributeBackend(Backend):
             settled = n == 0 and clean and not self._pending_outfiles()
         else:
             n = n_batches(len(task.pspace), task.max_jobs, task.min_items)
-            settled = clean
+            settled = clean and not self._interrupted()
+        self._settled = settled
         self._plan = {"n": n, "cont": cont,
-                      "run": time.strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}",
+                      "run": f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}",
                       "created": time.time()}
         # Up to date only as a whole: a result newer than the task file.
         targets = [task.resultfile] if settled else []
@@ -345,6 +368,7 @@ class DistributeBackend(Backend):
             # -c an older result is left as it was (out of date) instead.
             task.resultfile.parent.mkdir(parents=True, exist_ok=True)
             self.store.save(task.resultfile, {k: [] for k in self._keys})
+        atomic_write_bytes(self.mergedfile, json.dumps({"run": plan["run"]}).encode())
         n_failed = sum(len(load_failures(self.failfile(plan["run"], i)))
                        for i in range(plan["n"]))
         print(f"merged {rows} rows into {task.resultfile}", flush=True)
