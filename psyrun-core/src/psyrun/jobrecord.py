@@ -69,7 +69,7 @@ def new_record(task: str, scheduler: Any, jobs: list[SubmittedJob]) -> JobRecord
 
 
 def save_record(taskworkdir: Path, record: JobRecord) -> None:
-    from psyrun.backend.base import atomic_write_bytes
+    from psyrun.store.atomic import atomic_write_bytes
 
     data = attrs.asdict(record)
     atomic_write_bytes(Path(taskworkdir) / RECORD_NAME, json.dumps(data, indent=1).encode())

@@ -24,7 +24,7 @@ finds them; ``psy run -c`` computes them again because they have no result.
 from __future__ import annotations
 
 import abc
-import os
+import json
 import pickle
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from psyrun.exceptions import JobFailedError
+from psyrun.store.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from psyrun.jobs import JobNode
@@ -76,6 +79,10 @@ class Backend(abc.ABC):
         self.task = task
         #: Where the backend keeps its files: ``<workdir>/<task name>``.
         self.workdir: Path = task.taskworkdir
+        #: The plan of the run being submitted: made by :meth:`create_job`,
+        #: written by :meth:`before_submit`, read by the jobs.
+        self.planfile: Path = self.workdir / "plan.json"
+        self._plan: dict[str, Any] | None = None
 
     @abc.abstractmethod
     def create_job(self, cont: bool = False) -> JobNode:
@@ -86,12 +93,25 @@ class Backend(abc.ABC):
         submission; files the jobs need are written in :meth:`before_submit`.
         """
 
-    def before_submit(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+    def before_submit(self) -> None:
         """Called by ``psy run`` after :meth:`create_job` once every check passed.
 
-        The place to write files the jobs read (a plan): ``create_job`` itself
-        should write nothing, so that a refused run leaves no trace.
+        The place to write files the jobs read: ``create_job`` itself should
+        write nothing, so that a refused run leaves no trace.  The default
+        writes the plan ``create_job`` left in ``self._plan``, if any.
         """
+        if self._plan is not None:
+            atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
+
+    def read_plan(self) -> dict[str, Any]:
+        """The plan of the run the calling job belongs to."""
+        try:
+            return json.loads(self.planfile.read_text())
+        except FileNotFoundError:
+            raise JobFailedError(
+                f"{self.planfile} is missing: jobs of task {self.task.name} must be "
+                "submitted by psy run."
+            ) from None
 
     @abc.abstractmethod
     def run_job(self, job: str, index: int | None = None) -> None:
@@ -119,17 +139,6 @@ class Backend(abc.ABC):
 
 
 # ---------------------------------------------------------------- helpers for backends
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_failures(path: Path, failures: Sequence[FailedItem]) -> None:
     """Store failure records (pickle: parameters may be any Python value)."""
     records = [attrs.asdict(f, recurse=False) for f in failures]

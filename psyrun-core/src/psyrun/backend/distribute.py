@@ -49,7 +49,6 @@ from psyrun.backend.base import (
     Backend,
     FailedItem,
     TaskSummary,
-    atomic_write_bytes,
     call_setup,
     columns_to_rows,
     evaluate_items,
@@ -67,6 +66,7 @@ from psyrun.backend.table import (
 )
 from psyrun.exceptions import JobFailedError
 from psyrun.jobs import Job, JobArray, JobChain, JobNode, is_up_to_date
+from psyrun.store.atomic import atomic_write_bytes
 
 SPLIT, PROCESS, MERGE = "split", "process", "merge"
 
@@ -99,10 +99,8 @@ class DistributeBackend(Backend):
         self.indir = self.workdir / "in"
         self.outdir = self.workdir / "out"
         self.faildir = self.workdir / "failed"
-        self.planfile = self.workdir / "plan.json"
         #: Written by merge: the id of the last run whose result is complete.
         self.mergedfile = self.workdir / "merged.json"
-        self._plan: dict[str, Any] | None = None
         self._settled = False
 
     # -------------------------------------------------------- file names
@@ -145,7 +143,7 @@ class DistributeBackend(Backend):
             raise JobFailedError("create_job() must be called before before_submit().")
         if self._settled and is_up_to_date(self.task.dependencies, [self.task.resultfile]):
             return
-        atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
+        super().before_submit()
 
     def _run_id(self, path: Path) -> str | None:
         try:
@@ -157,15 +155,6 @@ class DistributeBackend(Backend):
         """True if the last planned run has not merged (it was killed or failed)."""
         planned = self._run_id(self.planfile)
         return planned is not None and planned != self._run_id(self.mergedfile)
-
-    def _read_plan(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.planfile.read_text())
-        except FileNotFoundError:
-            raise JobFailedError(
-                f"{self.planfile} is missing: jobs of task {self.task.name} must be "
-                "submitted by psy run."
-            ) from None
 
     # -------------------------------------------------------- the graph
     def create_job(self, cont: bool = False) -> JobNode:
@@ -244,7 +233,7 @@ class DistributeBackend(Backend):
 
     def split(self) -> None:
         """Write the input files (only the missing assignments when continuing)."""
-        plan = self._read_plan()
+        plan = self.read_plan()
         n, run = plan["n"], plan["run"]
         if plan["cont"]:
             self._consolidate()
@@ -321,7 +310,7 @@ class DistributeBackend(Backend):
 
     def process(self, index: int) -> None:
         """Evaluate input file ``index`` and write its rows and failures."""
-        run = self._read_plan()["run"]
+        run = self.read_plan()["run"]
         infile = self.infile(run, index)
         if not infile.exists():  # fewer assignments than planned: nothing to do
             print(f"no input file {infile.name}: nothing to do", flush=True)
@@ -354,7 +343,7 @@ class DistributeBackend(Backend):
         The store's ``save_many`` writes the files one after the other, so
         the merge is linear in the number of rows.
         """
-        plan = self._read_plan()
+        plan = self.read_plan()
         task = self.task
         outs = [p for p in (self.outfile(plan["run"], i) for i in range(plan["n"]))
                 if p.exists()]

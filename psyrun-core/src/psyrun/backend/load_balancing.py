@@ -69,7 +69,6 @@ from psyrun.backend.base import (
     Backend,
     FailedItem,
     TaskSummary,
-    atomic_write_bytes,
     call_setup,
     columns_to_rows,
     evaluate_items,
@@ -79,6 +78,7 @@ from psyrun.backend.item_queue import BatchSizer, Claim, ItemQueue, Liveness, Ow
 from psyrun.backend.result_log import LogContents, ResultLog, read_log
 from psyrun.exceptions import JobFailedError
 from psyrun.jobs import Job, JobArray, JobChain, JobNode, is_up_to_date
+from psyrun.store.atomic import atomic_write_bytes
 
 PSPACE, PROCESS, FINALIZE = "pspace", "process", "finalize"
 
@@ -274,10 +274,8 @@ class LoadBalancingBackend(Backend):
         super().__init__(task)
         self.store = task.store
         self.ext = _ext(task)
-        self.planfile = self.workdir / "plan.json"
         self.currentfile = self.workdir / "current.json"
         self.roundsdir = self.workdir / "rounds"
-        self._plan: dict[str, Any] | None = None
 
     # -------------------------------------------------------- rounds
     def _round_dirs(self) -> list[Path]:
@@ -347,16 +345,7 @@ class LoadBalancingBackend(Backend):
         """Write the plan of the graph :meth:`create_job` made last (the jobs read it)."""
         if self._plan is None:
             raise JobFailedError("create_job() must be called before before_submit().")
-        atomic_write_bytes(self.planfile, json.dumps(self._plan).encode())
-
-    def _read_plan(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.planfile.read_text())
-        except FileNotFoundError:
-            raise JobFailedError(
-                f"{self.planfile} is missing: jobs of task {self.task.name} must be "
-                "submitted by psy run."
-            ) from None
+        super().before_submit()
 
     def create_job(self, cont: bool = False) -> JobNode:
         from psyrun.backend.table import table_len
@@ -407,7 +396,7 @@ class LoadBalancingBackend(Backend):
         """Start a new round with the assignments that have no result yet."""
         from psyrun.backend.table import table_len
 
-        plan = self._read_plan()
+        plan = self.read_plan()
         existing = self._round_dirs()
         # Round numbers are never reused, not even after a fresh start, so a
         # process left over from an old round can never write into a new one.
@@ -466,7 +455,7 @@ class LoadBalancingBackend(Backend):
         """Write the result file from every round's logs (and the kept result with -c)."""
         from psyrun.backend.table import concat, row_keys, table_len, unique_rows_in
 
-        plan = self._read_plan()
+        plan = self.read_plan()
         task = self.task
         parts = []
         if plan["keep_result"] and task.resultfile.exists():

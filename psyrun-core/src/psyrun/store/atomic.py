@@ -116,3 +116,15 @@ def atomic_create(target: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     fsync_path(target.parent)
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``target`` by ``data`` atomically (creating its folder if needed).
+
+    For the small bookkeeping files of backends and the runner (plans, job
+    records, failure lists), which need the same crash safety as results.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as temp:
+        temp.write_bytes(data)
