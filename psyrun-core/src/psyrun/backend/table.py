@@ -9,14 +9,13 @@ tuple), with nan equal to nan and arrays compared by value, so that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from psyrun.exceptions import UnhashableValueError
+from psyrun.pspace import rowkeys
+
 Table = dict[str, Any]
-
-_NAN_KEY = ("psyrun-nan",)
-
 
 def table_len(table: Mapping[str, Any]) -> int:
     for column in table.values():
@@ -24,37 +23,36 @@ def table_len(table: Mapping[str, Any]) -> int:
     return 0
 
 
-def value_key(value: Any) -> Any:
-    """A hashable stand-in for a parameter value that compares by value."""
-    if isinstance(value, float):
-        return _NAN_KEY if math.isnan(value) else value
-    if isinstance(value, (str, int)):
-        return value
-    if isinstance(value, bytes):  # h5 gives strings back as bytes
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            return value
-    tolist = getattr(value, "tolist", None)
-    if tolist is not None:  # numpy scalars and arrays
-        return value_key(tolist())
-    if isinstance(value, (list, tuple)):
-        return ("psyrun-seq",) + tuple(value_key(v) for v in value)
+def value_key(value: Any, key: str = "") -> Any:
+    """A hashable stand-in for a parameter value that compares by value.
+
+    The same keys as ``missing`` uses (:mod:`psyrun.pspace.rowkeys`), except
+    that a value that cannot be hashed is compared by its ``repr`` instead
+    of refused: a result file must stay readable whatever it holds.
+    """
     try:
-        hash(value)
-    except TypeError:
+        return rowkeys.value_key(value, key)
+    except UnhashableValueError:
         return ("psyrun-repr", repr(value))
-    return value
+
+
+def _column_keys(column: Sequence[Any], key: str) -> Sequence[Any]:
+    if hasattr(column, "tolist"):  # one numpy call instead of one per value
+        column = column.tolist()
+    try:
+        return rowkeys.column_keys(column, key)
+    except UnhashableValueError:
+        return [value_key(v, key) for v in column]
 
 
 def row_keys(table: Mapping[str, Any], keys: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The key of each row of ``table``, made of the columns ``keys``."""
+    """The key of each row of ``table``, made of the columns ``keys`` (absent ones: nan)."""
     n = table_len(table)
-    nan = float("nan")
-    columns = [table[k] if k in table else [nan] * n for k in keys]
-    if not columns:
+    if not keys:
         return [()] * n
-    return [tuple(value_key(v) for v in row) for row in zip(*columns)]
+    nan = float("nan")
+    columns = [_column_keys(table[k] if k in table else [nan] * n, k) for k in keys]
+    return list(zip(*columns))
 
 
 def take(table: Mapping[str, Any], indices: Sequence[int]) -> Table:

@@ -77,10 +77,10 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
         if verbose:
             failed = backend.get_failed()
             keys = list(task.pspace.keys())
-            failed_keys = {tuple(value_key(f.params.get(k)) for k in keys) for f in failed}
+            failed_keys = {tuple(value_key(f.params.get(k), k) for k in keys) for f in failed}
             report["missing_assignments"] = [
                 p for p in backend.get_missing().iterate()
-                if tuple(value_key(p.get(k)) for k in keys) not in failed_keys]
+                if tuple(value_key(p.get(k), k) for k in keys) not in failed_keys]
             report["failed_assignments"] = [
                 {"params": f.params, "error": f.error, "traceback": f.traceback}
                 for f in failed]
