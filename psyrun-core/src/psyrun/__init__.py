@@ -7,13 +7,7 @@ and the ``psy`` command start without loading numpy.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from typing import Any
-
-try:
-    __version__ = metadata.version("psyrun")
-except metadata.PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -37,7 +31,21 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
+def _version() -> str:
+    # Read from the installed metadata only when asked: it costs tens of
+    # milliseconds, which every worker process and `psy --help` would pay.
+    from importlib import metadata
+
+    try:
+        return metadata.version("psyrun")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'psyrun' has no attribute {name!r}")
@@ -47,4 +55,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | {"__version__"})
