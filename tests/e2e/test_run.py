@@ -248,3 +248,18 @@ def test_overwrite_dirty_false_keeps_an_older_result(project):
     assert (project.work / "sq" / "result.pkl").read_bytes() == before
     project.psy("run", "-c")  # adds to it: nothing is missing, old rows stay
     assert {row[1] for row in project.rows("sq")} == {1}
+
+
+def test_a_job_that_dies_is_reported_with_its_exit_code_and_log(project):
+    project.write_task("d", """\
+        import os
+        from psyrun import Param
+        pspace = Param(x=range(3))
+        max_jobs = 1
+        def execute(x):
+            os._exit(7)  # the process dies; nothing psyrun could record
+    """)
+    proc = project.psy("run", check=False)
+    assert proc.returncode == 1
+    assert "d:process failed with exit code 7" in proc.stderr
+    assert "d:process:0.log" in proc.stderr

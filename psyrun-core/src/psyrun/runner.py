@@ -174,7 +174,9 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
             log = part.log or status.log
             why = _last_line(log)
             where = f" (log: {os.path.relpath(log)})" if log else ""
-            problems.append(f"{part.name or job.name} {part.state.value}{where}"
+            code = (f" with exit code {part.exit_code}"
+                    if part.state is JobState.FAILED and part.exit_code is not None else "")
+            problems.append(f"{part.name or job.name} {part.state.value}{code}{where}"
                             + (f": {why}" if why else ""))
             if len(problems) > 5:
                 return problems
