@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from psyrun.exceptions import SchedulerArgumentError
 from psyrun.scheduler.base import (
     ARRAY_INDEX,
