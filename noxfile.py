@@ -16,7 +16,7 @@ DISTRIBUTIONS = ["psyrun-core", "psyrun-store-h5", "psyrun-sched-slurm", "psyrun
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "docs", "packaging"]
+nox.options.sessions = ["lint", "tests", "docs", "packaging"]
 nox.options.reuse_existing_virtualenvs = True
 
 
