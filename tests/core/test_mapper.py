@@ -247,3 +247,41 @@ def test_each_call_gets_its_own_keyword_dict():
 
 def test_rows_without_outputs_keep_parameters():
     assert map_pspace(lambda x: {}, Param(x=[1, 2])) == {"x": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["a"],
+        ["_fn", "_v0", "_v1"],  # the names the generated keyword call uses inside
+        ["my-key", "class"],  # not identifiers: passed through a dict
+        ["ﬁ"],  # an identifier the parser would normalise to "fi"
+    ],
+)
+def test_keyword_functions_get_exactly_the_parameter_names(keys):
+    seen = []
+
+    def keep(**params):
+        seen.append(params)
+        return {"n": len(params)}
+
+    space = Param(**{key: [i, i + 10] for i, key in enumerate(keys)})
+    result = map_pspace(keep, space)
+    assert seen == [
+        {key: i for i, key in enumerate(keys)},
+        {key: i + 10 for i, key in enumerate(keys)},
+    ]
+    assert result["n"] == [len(keys), len(keys)]
+
+
+def test_keyword_function_that_fails_keeps_finished_rows(tmp_path):
+    path = tmp_path / "out.pkl"
+
+    def fail_at_three(*, x):
+        if x == 3:
+            raise ValueError("row three")
+        return {"y": 2 * x}
+
+    with pytest.raises(ValueError, match="row three"):
+        map_pspace_hdd_backed(fail_at_three, Param(x=range(5)), path, chunk_size=64)
+    assert PickleStore().load(path) == {"x": [0, 1, 2], "y": [0, 2, 4]}

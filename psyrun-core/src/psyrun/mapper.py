@@ -11,7 +11,9 @@ file as it goes so that an interrupted run can be resumed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import keyword
 import os
 import types
 import warnings
@@ -148,6 +150,37 @@ def _calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[
 
 
 def _keyword_calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[Any]:
+    caller = _keyword_caller(tuple(keys))
+    if caller is not None:
+        return map(caller(fn), *(params[key] for key in keys))
+    return _dict_calls(fn, keys, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _keyword_caller(keys: tuple[str, ...]) -> Callable[[Callable[..., Any]], Any] | None:
+    """A factory of ``lambda v0, v1: fn(a=v0, b=v1)`` for the names ``keys``.
+
+    Passing literal keywords is about twice as fast per row as refilling a
+    dict for ``fn(**row)`` (the dict update and the ``**`` unpacking cost
+    more than the call), and the C loop of ``map`` needs no generator.
+    Only plain ASCII identifiers are written into the source, so nothing
+    but a keyword name can end up in it (non-ASCII names would be NFKC
+    normalised by the parser); any other key set returns None and goes
+    through a dict.
+    """
+    if not keys or not all(
+        key.isascii() and key.isidentifier() and not keyword.iskeyword(key) for key in keys
+    ):
+        return None
+    values = ", ".join(f"_v{i}" for i in range(len(keys)))
+    arguments = ", ".join(f"{key}=_v{i}" for i, key in enumerate(keys))
+    source = f"def make(_fn):\n    return lambda {values}: _fn({arguments})\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<psyrun.mapper keyword call>", "exec"), namespace)  # noqa: S102
+    return namespace["make"]
+
+
+def _dict_calls(fn: Callable[..., Any], keys: list[str], params: Result) -> Iterator[Any]:
     # `fn(**row)` hands fn a copy of row, so one dict can be refilled for
     # every row instead of making a new one.
     row: dict[str, Any] = dict.fromkeys(keys)
