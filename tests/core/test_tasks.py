@@ -186,3 +186,21 @@ def test_local_runs_get_one_job_per_core_unless_max_jobs_is_set(taskdir):
     chosen = TaskDef(write(taskdir, "chosen", BASIC + "max_jobs = 50\n"))
     limit_jobs_to_local_cores(chosen, Local())
     assert chosen.max_jobs == 50
+
+
+@pytest.mark.parametrize("settings", [
+    "resultfile = 'res.pkl'",
+    "resultfile = 'res.pickle'",  # another extension of the same store
+    "resultfile = 'res.dat'",  # no store claims it: nothing would misread it
+    "store = 'npz'\nresultfile = 'res.npz'",
+    "from psyrun.store import AutodetectStore\nstore = AutodetectStore()\n"
+    "resultfile = 'res.npz'",  # writes by extension
+])
+def test_result_file_names_that_the_store_can_write(taskdir, tmp_path, settings):
+    task = TaskDef(write(taskdir, "r", BASIC + settings + "\n"))
+    assert task.resultfile.parent == tmp_path
+
+
+def test_result_file_of_another_store_is_refused(taskdir):
+    with pytest.raises(TaskDefinitionError, match=r"Name it res\.npz, or set store = 'pickle'"):
+        TaskDef(write(taskdir, "r", BASIC + "store = 'npz'\nresultfile = 'res.pkl'\n"))

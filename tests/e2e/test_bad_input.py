@@ -27,6 +27,15 @@ BROKEN = {
     "negative-max-jobs": (GOOD + "max_jobs = -1\n", "'max_jobs' must be a positive integer"),
     "bad-scheduler-args": (GOOD + "scheduler_args = {'n_cpuz': 2}\n", "n_cpuz"),
     "bad-pspace": ("pspace = [1, 2]\ndef execute(x):\n    return {}\n", "'pspace' must be"),
+    "store-not-a-store": (GOOD + "store = 42\n", "'store' must be a store name"),
+    "backend-not-a-class": (GOOD + "backend = 3\n", "'backend' must be a backend name"),
+    "workdir-not-a-path": (GOOD + "workdir = 5\n", "'workdir' must be a path"),
+    # a pickle file named .h5 could not be read back by load_result or psy merge
+    "resultfile-of-another-store": (GOOD + "resultfile = 'res.h5'\n",
+                                    "Name it res.pkl, or set store = 'h5'"),
+    # a missing dependency would rerun the task on every psy run, silently
+    "missing-file-dep": (GOOD + "file_dep = ['data.txt']\n",
+                         "file_dep psy-tasks/data.txt does not exist"),
 }
 
 

@@ -225,6 +225,20 @@ def _shared_scheduler(task: Any, cache: dict[type, Any]) -> Any:
     return task.scheduler
 
 
+def _check_file_dep(task: Any) -> None:
+    """Refuse a ``file_dep`` that does not exist.
+
+    A missing dependency would make the task out of date for ever, so every
+    ``psy run`` would compute it again without saying why.
+    """
+    missing = [p for p in getattr(task, "file_dep", ()) if not Path(p).exists()]
+    if missing:
+        raise TaskDefinitionError(
+            f"{os.path.relpath(task.path)}: file_dep {os.path.relpath(missing[0])} does not "
+            "exist (file_dep paths are relative to the task directory). Create the file or "
+            "fix the path.")
+
+
 def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
               echo: Echo = print, show_progress: bool | None = None) -> None:
     """``psy run``: submit every task's out-of-date jobs (see the module docstring).
@@ -234,6 +248,8 @@ def run_tasks(tasks: Sequence[Any], *, cont: bool = False, wait: bool = False,
     """
     from psyrun.progress import wait_for_jobs
 
+    for task in tasks:
+        _check_file_dep(task)
     schedulers: dict[type, Any] = {}
     runs: list[TaskRun] = []
     try:

@@ -307,7 +307,7 @@ class TaskDef:
                              f"{type(s['scheduler_args']).__name__}.")
         self.scheduler_args = dict(s["scheduler_args"])
 
-        self.file_dep = [self._path(p, relative_to=self.taskdir)
+        self.file_dep = [self._path(p, relative_to=self.taskdir, key="file_dep")
                          for p in self._list("file_dep", s["file_dep"])]
         self.exclude_from_result = [str(k) for k in self._list("exclude_from_result",
                                                                s["exclude_from_result"])]
@@ -315,7 +315,13 @@ class TaskDef:
         self.overwrite_dirty = bool(s["overwrite_dirty"])
 
         self.store = self._resolve_plugin("store", s["store"], instantiate=True)
+        if not all(callable(getattr(self.store, m, None)) for m in ("save", "load", "append")):
+            raise self._fail(f"'store' must be a store name such as 'pickle', 'npz' or 'h5', "
+                             f"or a store class or instance, got {s['store']!r}.")
         self.backend = self._resolve_plugin("backend", s["backend"], instantiate=False)
+        if not isinstance(self.backend, type):
+            raise self._fail(f"'backend' must be a backend name ('distribute', "
+                             f"'load-balancing') or a backend class, got {s['backend']!r}.")
         self._scheduler_spec = s["scheduler"]
         self._scheduler = None
         if not isinstance(s["scheduler"], str) and not isinstance(s["scheduler"], type):
@@ -323,11 +329,15 @@ class TaskDef:
         elif isinstance(s["scheduler"], str) and "scheduler" not in self._resolved_paths:
             self._resolve_plugin("scheduler", s["scheduler"], instantiate=False)
 
-        self.workdir = self._path(s["workdir"], relative_to=Path.cwd())
+        self.workdir = self._path(s["workdir"], relative_to=Path.cwd(), key="workdir")
         self.taskworkdir = self.workdir / self.name
         ext = getattr(self.store, "ext", "") or ""
-        self.resultfile = (self.taskworkdir / f"result{ext}" if s["resultfile"] is None
-                           else self._path(s["resultfile"], relative_to=Path.cwd()))
+        if s["resultfile"] is None:
+            self.resultfile = self.taskworkdir / f"result{ext}"
+        else:
+            self.resultfile = self._path(s["resultfile"], relative_to=Path.cwd(),
+                                         key="resultfile")
+            self._check_result_extension(ext)
 
     def _list(self, key: str, value: Any) -> list[Any]:
         if value is None:
@@ -339,10 +349,41 @@ class TaskDef:
         except TypeError:
             raise self._fail(f"'{key}' must be a list, got {type(value).__name__}.") from None
 
-    @staticmethod
-    def _path(value: Any, relative_to: Path) -> Path:
+    def _path(self, value: Any, relative_to: Path, key: str) -> Path:
+        if not isinstance(value, (str, os.PathLike)):
+            raise self._fail(f"'{key}' must be a path (a string), got {value!r}.")
         path = Path(os.path.expanduser(os.fspath(value)))
         return path if path.is_absolute() else (relative_to / path)
+
+    def _check_result_extension(self, ext: str) -> None:
+        """Refuse a result file whose extension belongs to another store.
+
+        The store writes its own format whatever the name; ``result.h5``
+        written by the pickle store could not be read by ``load_result`` or
+        ``psy merge``, which choose the store by the extension.
+        """
+        from psyrun.store.autodetect import AutodetectStore
+
+        suffix = self.resultfile.suffix
+        if (not ext or suffix == ext or isinstance(self.store, AutodetectStore)
+                or self._resolved_paths):  # a worker: psy run checked it already
+            return
+        from psyrun.plugins.manager import get_plugin_manager
+
+        try:
+            owner = get_plugin_manager().store_for_path(self.resultfile).store
+        except PluginError:
+            return  # an extension no store claims: nothing would misread it
+        if isinstance(self.store, owner) or not isinstance(owner, type):
+            return
+        manager = get_plugin_manager()
+        wanted = manager.name_of("store", owner) or owner.__name__
+        mine = manager.name_of("store", self.store) or type(self.store).__name__
+        raise self._fail(
+            f"'resultfile' {_display(self.resultfile)} is a {suffix} file, but the task's "
+            f"store ({mine}) writes {ext} files that load_result could not read under that "
+            f"name. Name it {self.resultfile.with_suffix(ext).name}, or set "
+            f"store = {wanted!r}.")
 
     def _resolve_plugin(self, kind: str, spec: Any, instantiate: bool) -> Any:
         if not isinstance(spec, str):
