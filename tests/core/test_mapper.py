@@ -171,6 +171,18 @@ def test_hdd_backed_refuses_file_of_another_space(tmp_path):
     assert store.load(path) == {"x": [1], "y": [2]}
 
 
+@pytest.mark.parametrize("empty", [{}, {"x": []}])
+def test_hdd_backed_starts_over_a_file_without_rows(tmp_path, empty):
+    store = PickleStore()
+    path = tmp_path / "r.pkl"
+    store.save(path, empty)
+    result = map_pspace_hdd_backed(lambda a: {"y": 2 * a}, Param(a=[1, 2]), path, store)
+    assert (result["a"], result["y"]) == ([1, 2], [2, 4])
+    # a column of the empty file is kept, with nan in the new rows
+    assert sorted(result) == sorted({"a", "y", *empty})
+    assert all(math.isnan(v) for v in result.get("x", []))
+
+
 def test_hdd_backed_with_pool(tmp_path):
     result = map_pspace_hdd_backed(
         square, Param(x=range(6)), tmp_path / "r.pkl", pool_size=2, chunk_size=4

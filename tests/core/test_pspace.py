@@ -250,6 +250,12 @@ def test_missing_of_itself_is_empty_and_of_empty_is_all():
     assert missing(p, Param(a=[], b=[])).build() == p.build()
 
 
+def test_missing_against_a_space_without_keys_is_everything():
+    # e.g. Param(**load_result(path)) of a result file saved without rows
+    p = Param(a=[1, 2]) * Param(b=["x"])
+    assert missing(p, Param()).build() == p.build()
+
+
 def test_nan_matches_nan():
     filled = Param(a=[1, 2]) + Param(a=[3], b=[4])
     present = Param(a=[1, 3], b=[float("nan"), 4])

@@ -296,13 +296,15 @@ def map_pspace_hdd_backed(
     if path.exists():
         done = store.load(path)
         absent = [key for key in keys if key not in done]
-        if absent:
+        # A file without rows (an empty save) holds nothing of any space.
+        if absent and any(len(column) for column in done.values()):
             raise AmbiguousOperationError(
                 f"{path} holds results without the parameter(s) "
                 f"{', '.join(f'`{k}`' for k in absent)}, so it belongs to another parameter "
                 "space. Pass another filename, or move the file away to start afresh."
             )
-        todo = missing(pspace, Param(**{key: done[key] for key in keys}))
+        if not absent:
+            todo = missing(pspace, Param(**{key: done[key] for key in keys}))
 
     present = set(keys)
     with contextlib.ExitStack() as stack:

@@ -446,7 +446,9 @@ class Missing(_Filtered):
     def __init__(self, space: ParameterSpace, present: ParameterSpace) -> None:
         present_keys = set(present.keys())
         for key in space._keys:
-            if key not in present_keys:
+            # A space without keys has no rows (e.g. the columns of an
+            # empty result file): nothing to compare, everything is missing.
+            if key not in present_keys and present_keys:
                 raise AmbiguousOperationError(
                     f"Key `{key}` of the first space is not existent in the second space. "
                     "missing(a, b) compares rows on all keys of a, so b needs them all; "
