@@ -50,6 +50,15 @@ def test_list_and_test(project):
     assert not project.work.exists()  # test writes nothing
 
 
+def test_test_names_setup_when_setup_fails(project):
+    project.write_task("gamma", GOOD.replace("def execute(x)", "def setup(proc_id):\n"
+                                             "    return 5\ndef execute(x)"))
+    proc = project.psy("test", "gamma", check=False)
+    assert proc.returncode == 1
+    assert "gamma: setup(0) raised:" in proc.stderr
+    assert "execute(" not in proc.stderr
+
+
 def test_new_task_writes_a_runnable_template_and_never_overwrites(project):
     out = project.psy("new-task", "fresh").stdout
     path = project.tasks / "task_fresh.py"

@@ -31,6 +31,12 @@ def test_task(taskdir: str, tasks: tuple[str, ...]) -> None:
         shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
         try:
             kwargs = call_setup(task, 0)
+        except Exception:
+            click.echo(f"{task.name}: setup(0) raised:", err=True)
+            click.echo(traceback.format_exc().rstrip(), err=True)
+            failed.append(task.name)
+            continue
+        try:
             result = task.execute(**params, **kwargs)
             if not isinstance(result, dict):
                 raise TypeError(f"execute must return a dict, it returned "
