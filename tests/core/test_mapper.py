@@ -183,6 +183,15 @@ def test_hdd_backed_starts_over_a_file_without_rows(tmp_path, empty):
     assert all(math.isnan(v) for v in result.get("x", []))
 
 
+def test_hdd_backed_resume_after_excluding_a_parameter_says_why_it_cannot(tmp_path):
+    path = tmp_path / "r.pkl"
+    space = Param(a=[1, 2], b=[3, 4])
+    map_pspace_hdd_backed(lambda a, b: {"y": a}, space, path, exclude=["b"])
+    with pytest.raises(AmbiguousOperationError, match="`b`, which exclude leaves out"):
+        map_pspace_hdd_backed(lambda a, b: {"y": a}, space, path, exclude=["b"])
+    assert PickleStore().load(path) == {"a": [1, 2], "y": [1, 2]}
+
+
 def test_hdd_backed_with_pool(tmp_path):
     result = map_pspace_hdd_backed(
         square, Param(x=range(6)), tmp_path / "r.pkl", pool_size=2, chunk_size=4

@@ -298,10 +298,18 @@ def map_pspace_hdd_backed(
         absent = [key for key in keys if key not in done]
         # A file without rows (an empty save) holds nothing of any space.
         if absent and any(len(column) for column in done.values()):
+            names = ", ".join(f"`{k}`" for k in absent)
+            if set(absent) <= set(exclude or ()):
+                raise AmbiguousOperationError(
+                    f"{path} holds results without the parameter(s) {names}, which exclude "
+                    "leaves out, so the finished rows cannot be told apart. Do not exclude "
+                    "parameters when resuming into a file (drop the columns after loading), "
+                    "or move the file away to start afresh."
+                )
             raise AmbiguousOperationError(
-                f"{path} holds results without the parameter(s) "
-                f"{', '.join(f'`{k}`' for k in absent)}, so it belongs to another parameter "
-                "space. Pass another filename, or move the file away to start afresh."
+                f"{path} holds results without the parameter(s) {names}, so it belongs to "
+                "another parameter space. Pass another filename, or move the file away to "
+                "start afresh."
             )
         if not absent:
             todo = missing(pspace, Param(**{key: done[key] for key in keys}))
