@@ -50,6 +50,14 @@ def test_callable_scheduler_args_get_the_job_name():
     assert args == {"timelimit": "5:00", "n": 2}
 
 
+def test_callable_scheduler_arg_that_raises_is_reported_with_key_and_job():
+    by_job = {"t:split": 5}
+    with pytest.raises(SchedulerArgumentError,
+                       match=r"'timelimit'.*'t:merge'.*KeyError") as raised:
+        evaluate_scheduler_args({"timelimit": lambda name: by_job[name]}, "t:merge")
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
 def test_unknown_and_missing_scheduler_args_are_named():
     with pytest.raises(SchedulerArgumentError, match=r"bogus.*Known: memory, timelimit"):
         check_known_args({"bogus": 1}, ["timelimit", "memory"], "Test")

@@ -38,6 +38,13 @@ def test_values_may_be_functions_of_the_job_name():
     assert max_running(args, "t:process") == 3
 
 
+def test_a_function_that_raises_is_refused_naming_the_key_and_the_job():
+    args = {"memory": lambda name: {"t:split": "1G"}[name]}
+    Slurm().validate_args(args, "t:split")
+    with pytest.raises(SchedulerArgumentError, match=r"'memory'.*'t:merge'"):
+        Slurm().validate_args(args, "t:merge")
+
+
 def test_timedelta_timelimit_and_none_values():
     args = {"timelimit": datetime.timedelta(days=1, hours=2, minutes=3, seconds=4), "qos": None}
     assert sbatch_options(args, "t:j") == ["--time=1-02:03:04"]

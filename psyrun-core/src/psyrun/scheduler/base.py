@@ -101,10 +101,27 @@ def substitute_index(values: Sequence[str], index: int) -> list[str]:
 def evaluate_scheduler_args(
     scheduler_args: Mapping[str, Any] | None, name: str
 ) -> dict[str, Any]:
-    """Resolve scheduler arguments whose values are callables of the job name."""
+    """Resolve scheduler arguments whose values are callables of the job name.
+
+    A callable that raises is the task file's mistake: it is reported as a
+    :class:`SchedulerArgumentError` naming the key and the job, not as a
+    traceback out of ``psy run``.
+    """
     result = {}
     for key, value in (scheduler_args or {}).items():
-        result[key] = value(name) if callable(value) else value
+        if not callable(value):
+            result[key] = value
+            continue
+        try:
+            result[key] = value(name)
+        except SchedulerArgumentError:
+            raise
+        except Exception as exc:
+            raise SchedulerArgumentError(
+                f"scheduler_args[{key!r}] is a function that failed for the job {name!r}: "
+                f"{type(exc).__name__}: {exc}. Fix it in the task file so that it returns "
+                f"a value for every job name (the jobs are named <task>:<job>)."
+            ) from exc
     return result
 
 
