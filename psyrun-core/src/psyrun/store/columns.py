@@ -118,6 +118,12 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
             f"{', ...' if len(shapes) > 3 else ''}), which the {store} store cannot hold. "
             f"{PICKLE_HINT}"
         )
+    if all(isinstance(v, int) for v in values):  # NumPy fell back to objects
+        raise UnsupportedDataError(
+            f"Column {name!r} holds integers outside the 64-bit range, which the {store} store "
+            "cannot hold. Convert them to float (losing precision) or use the pickle store "
+            "(a .pkl file), which holds Python integers of any size."
+        )
     kinds = sorted({type(v).__name__ for v in values})
     raise UnsupportedDataError(
         f"Column {name!r} holds values the {store} store cannot hold "

@@ -207,6 +207,16 @@ class StoreContract:
         assert "pickle" in str(info.value)
         assert not path.exists()
 
+    def test_integers_beyond_64_bits(self, store, path):
+        values = [2**70, -1]
+        if self.supports_objects:
+            store.save(path, {"n": values})
+            assert list(store.load(path)["n"]) == values
+            return
+        with pytest.raises(UnsupportedDataError, match="'n'.*64-bit.*pickle"):
+            store.save(path, {"n": values})
+        assert not path.exists()
+
     def test_several_columns_keep_their_order(self, store, path):
         data = {"zeta": [1, 2], "alpha": [0.5, 0.25], "mid": ["x", "y"]}
         store.save(path, data)
