@@ -117,14 +117,54 @@ def test_second_run_of_a_running_task_is_refused_and_kill_stops_it(project):
 
         killed = project.psy("kill", "slow")
         assert "slow" in killed.stdout
-        first.wait(timeout=60)
-        assert first.returncode != 0
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 130  # interrupted, as by Ctrl-C
+        assert "Interrupted" in err and "psy run -c slow" in err
+        assert "Traceback" not in err
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
     assert not (project.work / "slow" / "psy.lock").exists()
     assert "0 done" in project.psy("status", "slow").stdout
+
+
+def test_kill_of_one_task_says_it_stops_the_others_of_the_same_run(project):
+    project.write_task("one", SLOW)
+    project.write_task("two", SLOW)
+    run = project.start("run")  # both tasks, their jobs in this one process
+    try:
+        wait_for(lambda: all((project.work / t / "jobs.json").exists() for t in ("one", "two"))
+                 or run.poll() is not None, "psy run to submit both tasks")
+        assert run.poll() is None, run.communicate()
+        killed = project.psy("kill").stdout
+        assert f"one: interrupted psy run (pid {run.pid})" in killed
+        assert "it also ran two, stopped as well" in killed
+        # one SIGINT only: a second one could cut the run's clean-up short
+        assert f"two: stopped with the psy run (pid {run.pid}) interrupted above" in killed
+        run.communicate(timeout=60)
+        assert run.returncode == 130
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def test_kill_leaves_a_reused_pid_alone(project):
+    """A finished run's record names a pid that may now belong to another process."""
+    project.write_task("t", GOOD)
+    project.psy("run", "t")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = project.work / "t" / "jobs.json"
+        data = json.loads(record.read_text())
+        assert data["in_process"]
+        record.write_text(json.dumps({**data, "pid": other.pid}))
+        assert "t: no running jobs" in project.psy("kill", "t").stdout
+        assert other.poll() is None  # not signalled
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(project):

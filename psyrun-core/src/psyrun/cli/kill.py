@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,19 +26,55 @@ def kill(taskdir: str, tasks: tuple[str, ...]) -> None:
     """
     from psyrun.jobrecord import load_record
 
+    interrupted: set[int] = set()
     for task in load(taskdir, tasks):
         record = load_record(task.taskworkdir)
         if record is None or not record.jobs:
             click.echo(f"{task.name}: no jobs recorded")
             continue
         if record.in_process:
-            if record.process_alive():
+            if record.pid in interrupted:
+                click.echo(f"{task.name}: stopped with the psy run (pid {record.pid}) "
+                           "interrupted above")
+            elif record.process_alive() and _lock_pid(task.taskworkdir) == record.pid:
                 # Ctrl-C for that process: it stops its jobs before exiting.
+                # Sent once: a second one could cut its clean-up short.
                 os.kill(record.pid, signal.SIGINT)
+                interrupted.add(record.pid)
+                others = _other_tasks_of(record.pid, task)
+                also = (f"; it also ran {', '.join(others)}, stopped as well"
+                        if others else "")
                 click.echo(f"{task.name}: interrupted psy run (pid {record.pid}), "
-                           "which stops its jobs")
+                           f"which stops its jobs{also}")
             else:
+                # No lock of that pid: the run is over (and the pid may now be
+                # another process's, which must not be signalled).
                 click.echo(f"{task.name}: no running jobs")
             continue
         task.scheduler.kill(record.ids)
         click.echo(f"{task.name}: cancelled {', '.join(j.name + ' (' + j.id + ')' for j in record.jobs)}")
+
+
+def _lock_pid(taskworkdir: Path) -> int | None:
+    """The pid of the psy run holding the task's lock, if one does."""
+    from psyrun.tasklock import LOCK_NAME
+
+    try:
+        holder = json.loads((taskworkdir / LOCK_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = holder.get("pid") if isinstance(holder, dict) else None
+    return pid if isinstance(pid, int) else None
+
+
+def _other_tasks_of(pid: int, task: Any) -> list[str]:
+    """The other tasks in the task's workdir that the psy run ``pid`` is running.
+
+    A psy run of several tasks runs their jobs in one process: interrupting
+    it stops all of them, which the user should be told.
+    """
+    try:
+        siblings = sorted(d for d in task.workdir.iterdir() if d.is_dir())
+    except OSError:
+        return []
+    return [d.name for d in siblings if d.name != task.name and _lock_pid(d) == pid]

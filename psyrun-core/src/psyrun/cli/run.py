@@ -23,8 +23,19 @@ def run(taskdir: str, cont: bool, wait: bool, tasks: tuple[str, ...]) -> None:
     job skipped because its results are newer than the task file.  With the
     immediate scheduler psy run waits for the jobs; with a cluster scheduler it
     returns after submitting (unless --wait).  Exit code 1 if a job or an item
-    failed, 2 for a broken task file or bad usage.
+    failed, 2 for a broken task file or bad usage, 130 if interrupted (Ctrl-C
+    or psy kill).
     """
     from psyrun.runner import run_tasks
 
-    run_tasks(load(taskdir, tasks), cont=cont, wait=wait, echo=click.echo)
+    try:
+        run_tasks(load(taskdir, tasks), cont=cont, wait=wait, echo=click.echo)
+    except KeyboardInterrupt:
+        # Instead of click's bare "Aborted!": say what became of the jobs and
+        # how to go on.  The immediate scheduler stopped its jobs already.
+        names = " ".join(tasks)
+        click.echo(
+            "\nInterrupted: jobs running inside this psy run were stopped (jobs on a "
+            "cluster keep running; see psy status). Results of finished jobs are kept; "
+            f"compute the rest with: psy run -c{' ' + names if names else ''}", err=True)
+        raise SystemExit(130) from None
