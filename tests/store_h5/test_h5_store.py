@@ -211,3 +211,22 @@ def test_a_file_locked_too_long_is_an_error_not_corruption(path, writer_holding)
         with pytest.raises(StoreError, match="locked") as info:
             action(path)
         assert not isinstance(info.value, CorruptFileError)
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [(lambda raw: raw[: len(raw) // 2], "truncated file"),
+     (lambda raw: b"garbage" * 10, "signature not found")],
+)
+def test_a_damaged_file_is_reported_by_its_cause_not_the_c_back_trace(path, damage, cause):
+    from psyrun.exceptions import CorruptFileError
+
+    H5Store().save(path, {"x": np.arange(1000.0)})
+    damaged = damage(path.read_bytes())
+    path.write_bytes(damaged)
+    with pytest.raises(CorruptFileError) as info:
+        H5Store().load(path)
+    message = str(info.value)
+    assert str(path) in message and cause in message and "recompute" in message
+    assert "H5F.c" not in message and len(message.splitlines()) == 1
+    assert path.read_bytes() == damaged

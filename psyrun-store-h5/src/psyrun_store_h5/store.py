@@ -81,11 +81,27 @@ _STORE = "h5"
 
 
 def _corrupt(path: Path, exc: BaseException | str) -> CorruptFileError:
-    detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    detail = exc if isinstance(exc, str) else f"{type(exc).__name__}: {_reason(exc)}"
     return CorruptFileError(
         f"{path} cannot be read as a psyrun HDF5 file ({detail}). Restore it from a backup or "
         "recompute it; psyrun has not changed it."
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of an HDF5 error, not its whole C back trace.
+
+    HDF5 errors list every C function on the way (twenty lines); the last
+    entry before the trace ends says what is wrong with the file (e.g.
+    "truncated file: eof = ..." or "file signature not found").
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    if "End of HDF5 error back trace" in lines:
+        trace = lines[: lines.index("End of HDF5 error back trace")]
+        causes = [line for line in trace if line and not line.startswith(("File ", "HDF5 error"))]
+        if causes:
+            return causes[-1]
+    return str(exc)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
