@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("tables")
 
+from psyrun.exceptions import UnsupportedDataError  # noqa: E402
 from psyrun.store import NpzStore, PickleStore, load_result, merge_files  # noqa: E402
 from psyrun.testing.store import assert_data_equal, assert_kind_kept  # noqa: E402
 from psyrun_store_h5.store import H5Store  # noqa: E402
@@ -65,3 +66,27 @@ def test_a_column_some_files_lack_is_filled(tmp_path, in_ext, out_ext):
     loaded = load_result(tmp_path / f"m{out_ext}")
     assert_data_equal(loaded, {"x": [1.0, 2.0], "v": [np.ones((2, 2)), np.full((2, 2), math.nan)],
                                "flag": [math.nan, 1.0]})
+
+
+def test_rows_a_store_refuses_are_traced_to_their_input_file(tmp_path):
+    PickleStore().save(tmp_path / "out-0.pkl", {"s": ["x", "yy"]})
+    PickleStore().save(tmp_path / "out-1.pkl", {"s": [1.5]})  # numbers in a column of strings
+    PickleStore().save(tmp_path / "out-2.pkl", {"s": ["z"]})
+    merged = tmp_path / "m.h5"
+    with pytest.raises(UnsupportedDataError) as info:
+        merge_files(tmp_path, merged)
+    message = str(info.value)
+    assert "out-1.pkl" in message and "'s'" in message and "pickle" in message
+    assert ".tmp" not in message and f"into {merged}" in message
+    assert not merged.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-0.pkl", "out-1.pkl", "out-2.pkl"]
+
+
+def test_rows_the_npz_store_refuses_when_joining_name_the_merged_file(tmp_path):
+    NpzStore().save(tmp_path / "out-0.npz", {"v": np.ones((2, 3))})
+    NpzStore().save(tmp_path / "out-1.npz", {"v": np.ones((1, 4))})
+    NpzStore().save(tmp_path / "out-2.npz", {"v": np.ones((1, 3))})
+    merged = tmp_path / "m.npz"
+    with pytest.raises(UnsupportedDataError, match=r"Cannot merge 3 files into .*m\.npz.*'v'"):
+        merge_files(tmp_path, merged)
+    assert not merged.exists()

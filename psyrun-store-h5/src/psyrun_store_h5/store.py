@@ -505,12 +505,13 @@ class H5Store(Store):
             return tables.open_file(str(path), mode)
 
     @contextlib.contextmanager
-    def _writer(self, path: Path, mode: str) -> Iterator[H5Writer]:
+    def _writer(self, path: Path, mode: str, shown: Path | None = None) -> Iterator[H5Writer]:
+        """A writer of ``path``; its messages name ``shown`` (the file a temporary one becomes)."""
         import tables
 
         with self._open(path, mode) as h5:
             try:
-                writer = H5Writer(h5, path)
+                writer = H5Writer(h5, shown or path)
             except (tables.HDF5ExtError, tables.NoSuchNodeError) as exc:
                 raise _corrupt(path, exc) from None
             yield writer
@@ -520,7 +521,7 @@ class H5Store(Store):
         self.save_many(filename, [data])
 
     def save_many(self, filename: PathLike, chunks: Iterable[Data]) -> None:
-        with atomic_path(filename) as temp, self._writer(temp, "w") as writer:
+        with atomic_path(filename) as temp, self._writer(temp, "w", Path(filename)) as writer:
             # The file is a temporary one until it is complete: commit once.
             for data in chunks:
                 writer.add(data, commit=False)
@@ -531,7 +532,7 @@ class H5Store(Store):
         count_rows(data)  # fail before opening the file for writing
         if not path.exists():
             try:
-                with atomic_create(path) as temp, self._writer(temp, "w") as writer:
+                with atomic_create(path) as temp, self._writer(temp, "w", path) as writer:
                     writer.add(data)
                 return
             except FileExistsError:  # another process created it just now

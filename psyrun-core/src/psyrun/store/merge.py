@@ -40,6 +40,7 @@ from psyrun.exceptions import (
     ResultExistsError,
     StoreError,
     StoreFileNotFoundError,
+    UnsupportedDataError,
 )
 from psyrun.store.base import Data, PathLike
 
@@ -152,6 +153,7 @@ def merge_files(
     merged_files: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     rows = 0
+    read_all: list[bool] = []  # set when every input has been handed to the store
 
     def chunks() -> Iterator[Data]:
         nonlocal rows
@@ -171,13 +173,24 @@ def merge_files(
             merged_files.append(path)
             rows += _length(data)
             yield data
+        read_all.append(True)
 
     readable = chunks()
     first = next(readable, None)  # read before writing: all inputs may be unreadable
     if first is None and files:
         raise CorruptFileError(f"None of the {len(files)} input files could be read; nothing "
                                f"was written. First problem: {skipped[0][0]}: {skipped[0][1]}")
-    store.save_many(merged, itertools.chain([first] if first is not None else [], readable))
+    try:
+        store.save_many(merged, itertools.chain([first] if first is not None else [], readable))
+    except UnsupportedDataError as exc:
+        # The store names the column; which input brought the rows it refused
+        # is known only here: the last one read, unless the store refused
+        # only when joining all of them (as the npz store does).
+        source = (f"the rows of {merged_files[-1]}" if merged_files and not read_all
+                  else f"{len(merged_files)} files")
+        raise UnsupportedDataError(
+            f"Cannot merge {source} into {merged}: {exc} Nothing was written."
+        ) from exc
     return MergeResult(merged, tuple(merged_files), tuple(skipped), rows)
 
 
