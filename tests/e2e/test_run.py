@@ -95,6 +95,20 @@ def test_status_counts_and_json(project):
     out = project.psy("status").stdout
     assert "sq: 10 total, 10 done, 0 queued, 0 running, 0 failed, 0 missing" in out
     assert "psy-work/sq/result.pkl" in out
+    assert "out of date" not in out
+    assert json.loads(project.psy("status", "--json").stdout)[0]["out_of_date"] is False
+
+
+def test_status_says_when_the_task_changed_since_the_result(project):
+    project.write_task("sq", squares(project))
+    project.psy("run")
+    project.write_task("sq", squares(project, n=3))  # fewer rows: all "done" still
+    out = project.psy("status").stdout
+    assert "sq: 6 total, 6 done" in out
+    assert "out of date: the task file (or a file_dep) changed" in out
+    assert json.loads(project.psy("status", "--json").stdout)[0]["out_of_date"] is True
+    project.psy("run")
+    assert "out of date" not in project.psy("status").stdout
 
 
 def test_status_verbose_lists_missing_assignments(project):

@@ -62,17 +62,24 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
     parameter assignments.
     """
     from psyrun.backend.table import value_key
+    from psyrun.jobs import is_up_to_date
 
     reports = []
     for task in load(taskdir, tasks):
         backend = task.create_backend()
         summary = backend.summary()
+        results = [p for p in backend.result_files() if p.exists()]
+        counts = job_counts(task)
         report: dict[str, Any] = {
             "task": task.name, "total": summary.total, "done": summary.done,
-            **job_counts(task),
+            **counts,
             "failed": summary.failed, "missing": summary.missing,
             "in_progress": getattr(summary, "in_progress", None),
-            "results": [os.path.relpath(p) for p in backend.result_files() if p.exists()],
+            "results": [os.path.relpath(p) for p in results],
+            # The counts are those of the current task file, read against the
+            # old result; say that psy run would compute the task again.
+            "out_of_date": bool(results) and not counts["queued"] and not counts["running"]
+            and counts["note"] is None and not is_up_to_date(task.dependencies, results),
         }
         if verbose:
             failed = backend.get_failed()
@@ -99,6 +106,10 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
             click.echo(f"  ({report['note']})")
         for path in report["results"]:
             click.echo(f"  results: {path}")
+        if report["out_of_date"]:
+            click.echo(f"  out of date: the task file (or a file_dep) changed since the results "
+                       f"were written; psy run {report['task']} computes it again, psy run -c "
+                       f"{report['task']} keeps the rows still in the parameter space")
         if verbose:
             if report["missing_assignments"]:
                 click.echo("  missing:")
