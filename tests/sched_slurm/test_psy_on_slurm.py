@@ -216,6 +216,9 @@ def test_load_balancing_with_three_workers_computes_every_item_once(slurm_tmp):
             return {{"y": 2 * x}}
         """)
     psy(slurm_tmp, "run", "--wait", "balanced")
+    # One Slurm array of three workers (max_jobs), besides pspace and finalize.
+    workers = [r["n"] for r in slurm_records(slurm_tmp, "balanced") if r["n"] is not None]
+    assert workers == [3]
     assert calls(slurm_tmp) == list(range(40))
     assert result_rows(slurm_tmp, "balanced") == [(x, 2 * x) for x in range(40)]
 
