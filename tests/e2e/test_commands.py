@@ -72,6 +72,14 @@ def test_new_task_writes_a_runnable_template_and_never_overwrites(project):
     assert project.rows("fresh") == [(r, x, x ** 2) for r in (0, 1) for x in (1, 2, 3)]
 
 
+def test_new_task_in_another_taskdir_says_the_commands_that_find_it(project):
+    out = project.psy("new-task", "--taskdir", "more/tasks", "extra").stdout
+    assert "psy test --taskdir more/tasks extra" in out
+    assert "psy run --taskdir more/tasks extra" in out
+    project.psy("test", "--taskdir", "more/tasks", "extra")  # the hint works as printed
+    assert "psy test fresh;" in project.psy("new-task", "fresh").stdout
+
+
 def test_new_task_for_a_named_scheduler_uses_its_template(project):
     project.psy("new-task", "--scheduler", "immediate", "local")
     text = (project.tasks / "task_local.py").read_text()

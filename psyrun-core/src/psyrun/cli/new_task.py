@@ -13,7 +13,8 @@ TEMPLATE = '''\
 """Task {name}: <what it computes>.
 
 Run it with `psy run {name}`, follow it with `psy status {name}`; the result
-file is psy-work/{name}/result<ext> (load it with psyrun.load_result).
+file is psy-work/{name}/result.pkl, .npz or .h5 as the store below says (load
+it with psyrun.load_result).
 """
 
 from psyrun import Param
@@ -85,5 +86,10 @@ def new_task(taskdir: str, scheduler_name: str | None, name: str) -> None:
     except FileExistsError:
         raise PsyrunError(f"{path} exists already; choose another name or edit that file.") \
             from None
-    click.echo(f"Wrote {path}. Edit it, check it with: psy test {name}; run it with: "
-               f"psy run {name}")
+    # The commands to go on must find the file: name a task directory that
+    # is not the default.
+    from psyrun.tasks import DEFAULT_TASKDIR
+
+    where = "" if Path(taskdir) == Path(DEFAULT_TASKDIR) else f" --taskdir {taskdir}"
+    click.echo(f"Wrote {path}. Edit it, check it with: psy test{where} {name}; run it with: "
+               f"psy run{where} {name}")
