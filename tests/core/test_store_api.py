@@ -172,3 +172,20 @@ def test_default_save_many_joins_chunks_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.pkl"]
     store.save_many(path, [])
     assert store.load(path) == {}
+
+
+@pytest.mark.parametrize("ext", STORES)
+def test_hdd_backed_array_output_some_rows_lack_is_nan_in_every_store(tmp_path, ext):
+    store_or_skip(ext)
+    from psyrun.mapper import map_pspace_hdd_backed
+    from psyrun.pspace import Param
+
+    def odd_rows_only(x):
+        return {"v": np.full((2, 3), x)} if x % 2 else {"label": f"even {x}"}
+
+    result = map_pspace_hdd_backed(odd_rows_only, Param(x=range(5)), tmp_path / f"r{ext}",
+                                   chunk_size=3)
+    v = result["v"]
+    assert [np.all(np.isnan(np.asarray(v[i], dtype=float))) for i in range(5)] == [
+        True, False, True, False, True]
+    assert np.array_equal(v[3], np.full((2, 3), 3))

@@ -78,7 +78,9 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
 
     Lists of numbers, of equally shaped arrays, of strings and of bytes are
     supported.  In a list of strings, ``nan`` (the fill of a parameter space
-    built with ``+``) becomes ``""``.  Rows of numeric arrays with different
+    built with ``+``) becomes ``""``; in a list of numeric arrays, ``nan``
+    (an output the mapped function returned for some rows only) becomes a
+    row of nan shaped like the others.  Rows of numeric arrays with different
     shapes are returned as a list of arrays if ``ragged`` is true; anything
     else raises :class:`~psyrun.exceptions.UnsupportedDataError` naming the
     column.
@@ -109,6 +111,19 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
             f"as \"\", and nan in a column of strings becomes \"\" too). {PICKLE_HINT}"
         )
     rows = [np.asarray(v) for v in values]
+    arrays = [r for r in rows if r.ndim >= 1]
+    if arrays and len(arrays) < len(rows) and all(
+        r.ndim >= 1 or _is_nan(v) for r, v in zip(rows, values)
+    ):
+        # nan rows among arrays: an output the mapped function returned for
+        # some rows only (map_pspace fills the others with nan).  They become
+        # rows of nan shaped like the others (empty where rows are ragged),
+        # as when a whole chunk lacks the column.
+        shapes = {r.shape for r in arrays}
+        shape = next(iter(shapes)) if len(shapes) == 1 else (0,)
+        rows = [r if r.ndim >= 1 else np.full(shape, np.nan) for r in rows]
+        if len(shapes) == 1 and all(r.dtype.kind in "biufc" for r in rows):
+            return np.stack(rows)
     if all(r.dtype.kind in "biufc" and r.ndim >= 1 for r in rows):
         if ragged:
             return rows

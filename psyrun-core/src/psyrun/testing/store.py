@@ -207,6 +207,21 @@ class StoreContract:
         assert "pickle" in str(info.value)
         assert not path.exists()
 
+    def test_nan_rows_among_arrays_are_missing_rows(self, store, path):
+        # map_pspace fills an array output that some rows lack with nan.
+        import numpy as np
+
+        block = np.arange(4).reshape(2, 2)
+        store.save(path, {"v": [math.nan, block, math.nan], "k": [1, 2, 3]})
+        store.append(path, {"v": [np.ones((2, 2)), math.nan], "k": [4, 5]})
+        loaded = store.load(path)["v"]
+        assert len(loaded) == 5
+        assert_data_equal({"v": [loaded[1], loaded[3]]}, {"v": [block, np.ones((2, 2))]})
+        for i in (0, 2, 4):
+            assert np.all(np.isnan(np.asarray(loaded[i], dtype=float))), f"row {i}"
+        if not self.supports_objects:
+            assert np.asarray(loaded).shape == (5, 2, 2)
+
     def test_integers_beyond_64_bits(self, store, path):
         values = [2**70, -1]
         if self.supports_objects:
