@@ -204,3 +204,18 @@ def test_result_file_names_that_the_store_can_write(taskdir, tmp_path, settings)
 def test_result_file_of_another_store_is_refused(taskdir):
     with pytest.raises(TaskDefinitionError, match=r"Name it res\.npz, or set store = 'pickle'"):
         TaskDef(write(taskdir, "r", BASIC + "store = 'npz'\nresultfile = 'res.pkl'\n"))
+
+
+def test_a_bad_value_from_psy_conf_names_psy_conf(taskdir):
+    write(taskdir, "a", BASIC)
+    (taskdir / "psy-conf.py").write_text("max_jobs = -1\n")
+    with pytest.raises(TaskDefinitionError, match=r"^psy-tasks/psy-conf\.py: 'max_jobs'"):
+        load_tasks(taskdir)
+    (taskdir / "psy-conf.py").write_text("store = 'nosuch'\n")
+    with pytest.raises(TaskDefinitionError, match=r"^psy-tasks/psy-conf\.py: 'store'"):
+        load_tasks(taskdir)
+    # the task file's own value is its own error
+    write(taskdir, "a", BASIC + "max_jobs = 0\n")
+    (taskdir / "psy-conf.py").write_text("max_jobs = 2\n")
+    with pytest.raises(TaskDefinitionError, match=r"^psy-tasks/task_a\.py: 'max_jobs'"):
+        load_tasks(taskdir)

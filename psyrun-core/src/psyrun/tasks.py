@@ -177,7 +177,10 @@ class Config:
         path = Path(filename).resolve()
         namespace = exec_file(path, "psyrun_conf_" + _module_suffix(path.parent))
         _warn_misspelt(namespace, path)
-        return cls(**_public_settings(namespace))
+        conf = cls(**_public_settings(namespace))
+        #: The file the settings came from (errors in its values name it).
+        conf.path = path
+        return conf
 
     @classmethod
     def for_taskdir(cls, taskdir: str | os.PathLike[str]) -> Config:
@@ -245,6 +248,8 @@ class TaskDef:
         if conf is None:
             conf = Config.for_taskdir(self.taskdir)
         self.namespace = exec_file(self.path, "psyrun_task_" + file_name)
+        self._conf_path = getattr(conf, "path", None)
+        self._conf_given = frozenset(getattr(conf, "given", frozenset()))
         _warn_misspelt(self.namespace, self.path)
         settings = conf.as_dict()
         settings.update(_public_settings(self.namespace))
@@ -265,14 +270,20 @@ class TaskDef:
         return f"TaskDef({str(self.path)!r})"
 
     # -------------------------------------------------------- validation
-    def _fail(self, message: str) -> TaskDefinitionError:
-        return TaskDefinitionError(f"{_display(self.path)}: {message}")
+    def _fail(self, message: str, key: str | None = None) -> TaskDefinitionError:
+        """The error for the file that set ``key``: the task file, or psy-conf.py."""
+        where = self.path
+        conf_path = getattr(self, "_conf_path", None)
+        if (key is not None and conf_path is not None and key not in self.namespace
+                and key in getattr(self, "_conf_given", ())):
+            where = conf_path
+        return TaskDefinitionError(f"{_display(where)}: {message}")
 
     def _resolve(self, s: dict[str, Any], file_name: str) -> None:
         try:
             self.name = validate_task_name(s["name"]) if s["name"] is not None else file_name
         except TaskDefinitionError as exc:
-            raise self._fail(f"'name': {exc}") from None
+            raise self._fail(f"'name': {exc}", "name") from None
 
         if s["pspace"] is None:
             raise self._fail("defines no 'pspace'. Add a parameter space, for example "
@@ -280,7 +291,7 @@ class TaskDef:
         if not (callable(getattr(s["pspace"], "build", None))
                 and callable(getattr(s["pspace"], "keys", None))):
             raise self._fail(f"'pspace' must be a parameter space (psyrun.Param), got "
-                             f"{type(s['pspace']).__name__}.")
+                             f"{type(s['pspace']).__name__}.", "pspace")
         self.pspace = s["pspace"]
 
         if s["execute"] is None:
@@ -288,23 +299,24 @@ class TaskDef:
                              "def execute(**params): return {...}.")
         if not callable(s["execute"]):
             raise self._fail("'execute' must be a function taking the parameters as "
-                             "keyword arguments and returning a dict.")
+                             "keyword arguments and returning a dict.", "execute")
         self.execute = s["execute"]
         if s["setup"] is not None and not callable(s["setup"]):
-            raise self._fail("'setup' must be a function setup(proc_id) returning a dict.")
+            raise self._fail("'setup' must be a function setup(proc_id) returning a dict.",
+                             "setup")
         self.setup = s["setup"]
 
         for key in ("max_jobs", "min_items", "pool_size"):
             value = s[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise self._fail(f"'{key}' must be a positive integer, got {value!r}.")
+                raise self._fail(f"'{key}' must be a positive integer, got {value!r}.", key)
         self.max_jobs = s["max_jobs"]
         self.min_items = s["min_items"]
         self.pool_size = s["pool_size"]
 
         if not isinstance(s["scheduler_args"], Mapping):
             raise self._fail("'scheduler_args' must be a dict, got "
-                             f"{type(s['scheduler_args']).__name__}.")
+                             f"{type(s['scheduler_args']).__name__}.", "scheduler_args")
         self.scheduler_args = dict(s["scheduler_args"])
 
         self.file_dep = [self._path(p, relative_to=self.taskdir, key="file_dep")
@@ -317,11 +329,12 @@ class TaskDef:
         self.store = self._resolve_plugin("store", s["store"], instantiate=True)
         if not all(callable(getattr(self.store, m, None)) for m in ("save", "load", "append")):
             raise self._fail(f"'store' must be a store name such as 'pickle', 'npz' or 'h5', "
-                             f"or a store class or instance, got {s['store']!r}.")
+                             f"or a store class or instance, got {s['store']!r}.", "store")
         self.backend = self._resolve_plugin("backend", s["backend"], instantiate=False)
         if not isinstance(self.backend, type):
             raise self._fail(f"'backend' must be a backend name ('distribute', "
-                             f"'load-balancing') or a backend class, got {s['backend']!r}.")
+                             f"'load-balancing') or a backend class, got {s['backend']!r}.",
+                             "backend")
         self._scheduler_spec = s["scheduler"]
         self._scheduler = None
         if not isinstance(s["scheduler"], str) and not isinstance(s["scheduler"], type):
@@ -347,11 +360,12 @@ class TaskDef:
         try:
             return list(value)
         except TypeError:
-            raise self._fail(f"'{key}' must be a list, got {type(value).__name__}.") from None
+            raise self._fail(f"'{key}' must be a list, got {type(value).__name__}.",
+                             key) from None
 
     def _path(self, value: Any, relative_to: Path, key: str) -> Path:
         if not isinstance(value, (str, os.PathLike)):
-            raise self._fail(f"'{key}' must be a path (a string), got {value!r}.")
+            raise self._fail(f"'{key}' must be a path (a string), got {value!r}.", key)
         path = Path(os.path.expanduser(os.fspath(value)))
         return path if path.is_absolute() else (relative_to / path)
 
@@ -383,7 +397,7 @@ class TaskDef:
             f"'resultfile' {_display(self.resultfile)} is a {suffix} file, but the task's "
             f"store ({mine}) writes {ext} files that load_result could not read under that "
             f"name. Name it {self.resultfile.with_suffix(ext).name}, or set "
-            f"store = {wanted!r}.")
+            f"store = {wanted!r}.", "resultfile")
 
     def _resolve_plugin(self, kind: str, spec: Any, instantiate: bool) -> Any:
         if not isinstance(spec, str):
@@ -396,13 +410,13 @@ class TaskDef:
             try:
                 value = get_plugin_manager().resolve(kind, spec)
             except PluginError as exc:
-                raise self._fail(f"'{kind}': {exc}") from None
+                raise self._fail(f"'{kind}': {exc}", kind) from None
         if instantiate and isinstance(value, type):
             try:
                 value = value()
             except Exception as exc:
                 raise self._fail(f"cannot create the {kind} {value.__name__}: "
-                                 f"{type(exc).__name__}: {exc}") from None
+                                 f"{type(exc).__name__}: {exc}", kind) from None
         return value
 
     # -------------------------------------------------------- derived objects
