@@ -186,6 +186,33 @@ class SchedulerContract:
         assert statuses[bystander].state is JobState.COMPLETED
         assert bystander_out.read_text() == "ok"
 
+    def test_killed_queued_job_is_cancelled_and_so_are_its_dependents(self, scheduler, jobdir):
+        # A job killed before it started never runs, and whatever waits for it
+        # is cancelled too instead of waiting for ever.
+        self.skip_if_blocking(scheduler)
+        started, go = jobdir / "gate-started", jobdir / "gate-go"
+        ran = jobdir / "ran"
+        gate = self.submit(
+            scheduler,
+            f"import os, time; open({str(started)!r}, 'w')\n"
+            f"for _ in range(1200):\n"
+            f"    if os.path.exists({str(go)!r}): break\n"
+            f"    time.sleep(0.1)",
+            "contract:gate", jobdir / "gate.log")
+        queued = self.submit(scheduler, f"open({str(ran)!r} + '-queued', 'w')", "contract:queued",
+                             jobdir / "queued.log", depends_on=(gate,))
+        after = self.submit(scheduler, f"open({str(ran)!r} + '-after', 'w')", "contract:after",
+                            jobdir / "after-queued.log", depends_on=(queued,))
+        self.wait_until_started(scheduler, gate, started)
+        assert scheduler.status([queued])[queued].state is JobState.QUEUED
+        scheduler.kill([queued])
+        go.touch()
+        statuses = self.wait(scheduler, gate, queued, after)
+        assert statuses[gate].state is JobState.COMPLETED
+        assert statuses[queued].state is JobState.CANCELLED
+        assert statuses[after].state is JobState.CANCELLED
+        assert sorted(p.name for p in jobdir.glob("ran-*")) == []
+
     def test_kill_of_a_finished_job_is_harmless(self, scheduler, jobdir):
         job = self.submit(scheduler, "pass", "contract:done", jobdir / "done.log")
         self.wait(scheduler, job)
