@@ -251,3 +251,24 @@ def test_task_file_written_for_psyrun_08_runs(slurm_tmp):
     assert result_rows(slurm_tmp, "old") == [(x, x * 3) for x in range(5)]
     # The scheduler keeps its files under the directory the task file gave it.
     assert len(list((slurm_tmp / "psy-work" / "slurm" / "records").glob("*.json"))) == 3
+
+
+@pytest.mark.parametrize("args, words", [
+    ('{"timelimit": 5, "mem": "1G"}', ["Unknown scheduler_args", "mem", "memory_per_cpu"]),
+    ('{"memory": lambda name: {"bad:split": "1G"}[name]}', ["'memory'", "'bad:process'"]),
+])
+def test_bad_scheduler_args_are_refused_before_anything_is_submitted(slurm_tmp, args, words):
+    write_task(slurm_tmp, "bad", f"""\
+        from psyrun import Param
+        pspace = Param(x=range(3))
+        scheduler = "slurm"
+        scheduler_args = {args}
+
+        def execute(x):
+            return {{"y": x}}
+        """)
+    run = psy(slurm_tmp, "run", "bad", check=False)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert all(word in run.stderr for word in words), run.stderr
+    assert "Traceback" not in run.stderr
+    assert slurm_records(slurm_tmp, "bad") == []
