@@ -219,3 +219,16 @@ def test_a_bad_value_from_psy_conf_names_psy_conf(taskdir):
     (taskdir / "psy-conf.py").write_text("max_jobs = 2\n")
     with pytest.raises(TaskDefinitionError, match=r"^psy-tasks/task_a\.py: 'max_jobs'"):
         load_tasks(taskdir)
+
+
+def test_a_task_named_twice_is_loaded_once(taskdir):
+    write(taskdir, "a", BASIC)
+    assert [t.name for t in load_tasks(taskdir, ["a", "a"])] == ["a"]
+
+
+def test_two_task_files_with_the_same_name_are_refused(taskdir):
+    write(taskdir, "a", BASIC + "name = 'same'\n")
+    write(taskdir, "b", BASIC + "name = 'same'\n")
+    with pytest.raises(TaskDefinitionError, match=r"task_a\.py and .*task_b\.py both name "
+                                                  r"their task 'same'"):
+        load_tasks(taskdir)

@@ -500,7 +500,7 @@ def load_tasks(taskdir: str | os.PathLike[str], names: Iterable[str] = ()) -> li
     Every file is loaded before anything happens, so a broken one stops the
     command before a single job is submitted.
     """
-    names = list(names)
+    names = list(dict.fromkeys(names))  # `psy run a a` means a, once
     if not names:
         paths = find_task_files(taskdir)
         if not paths:
@@ -522,4 +522,13 @@ def load_tasks(taskdir: str | os.PathLike[str], names: Iterable[str] = ()) -> li
                 )
             paths.append(path)
     conf = Config.for_taskdir(taskdir)
-    return [TaskDef(path, conf) for path in paths]
+    tasks = [TaskDef(path, conf) for path in paths]
+    seen: dict[str, TaskDef] = {}
+    for task in tasks:
+        other = seen.setdefault(task.name, task)
+        if other is not task:
+            # They would share psy-work/<name>/, each run overwriting the other.
+            raise TaskDefinitionError(
+                f"{_display(other.path)} and {_display(task.path)} both name their task "
+                f"'{task.name}'. Give one of them another 'name'.")
+    return tasks
