@@ -95,8 +95,10 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
     if any(isinstance(v, str) for v in values) and all(
         isinstance(v, str) or _is_nan(v) for v in values
     ):
+        _refuse_trailing_nul(name, values, "\x00", store)
         return np.array(["" if _is_nan(v) else v for v in values], dtype=str)
     if all(isinstance(v, bytes) for v in values):
+        _refuse_trailing_nul(name, values, b"\x00", store)
         return np.array(values, dtype=bytes)
     try:
         array = np.asarray(values)
@@ -144,6 +146,16 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
         f"Column {name!r} holds values the {store} store cannot hold "
         f"({', '.join(kinds[:5])}). {PICKLE_HINT}"
     )
+
+
+def _refuse_trailing_nul(name: str, values: list[Any], nul: Any, store: str) -> None:
+    # NumPy's fixed-width strings and bytes are padded with NUL, so a value
+    # ending in NUL would silently come back shorter.
+    if any(isinstance(v, (str, bytes)) and v.endswith(nul) for v in values):
+        raise UnsupportedDataError(
+            f"Column {name!r} holds a value ending in a NUL character, which the {store} store "
+            f"would drop (it pads values with NUL). {PICKLE_HINT}"
+        )
 
 
 def _check_dtype(name: str, array: Any, store: str) -> Any:

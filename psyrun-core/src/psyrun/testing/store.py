@@ -167,6 +167,33 @@ class StoreContract:
             assert_data_equal(loaded, {"c": values})
             assert_kind_kept(loaded["c"], np.asarray(values))
 
+    @pytest.mark.parametrize("dtype", ["int8", "int32", "uint16", "uint64", "float16", "float32",
+                                       "complex64", "bool"])
+    def test_numpy_dtypes_are_kept(self, store, path, dtype):
+        import numpy as np
+
+        values = np.array([1, 0, 1]).astype(dtype)
+        store.save(path, {"c": values})
+        store.append(path, {"c": values[:1]})
+        assert np.asarray(store.load(path)["c"]).dtype == dtype
+        assert np.asarray(store.load(path, row=3)["c"]).dtype == dtype
+        assert_data_equal(store.load(path), {"c": [1, 0, 1, 1]})
+
+    def test_round_trip_of_bytes(self, store, path):
+        store.save(path, {"b": [b"ab", b"", b"\x00\xff"]})
+        store.append(path, {"b": [b"xyz"]})
+        assert [bytes(v) for v in store.load(path)["b"]] == [b"ab", b"", b"\x00\xff", b"xyz"]
+
+    @pytest.mark.parametrize("value", [b"a\x00", "a\x00"])
+    def test_values_ending_in_nul_are_kept_or_refused(self, store, path, value):
+        try:
+            store.save(path, {"v": [value, value[:1]]})
+        except UnsupportedDataError as exc:
+            assert "'v'" in str(exc) and "pickle" in str(exc)
+            assert not path.exists()
+            return
+        assert list(store.load(path)["v"]) == [value, value[:1]]
+
     @pytest.mark.parametrize("shape", [(2,), (2, 3), (1, 2, 2)])
     def test_round_trip_of_arrays_per_row(self, store, path, shape):
         import numpy as np
