@@ -232,3 +232,13 @@ def test_two_task_files_with_the_same_name_are_refused(taskdir):
     with pytest.raises(TaskDefinitionError, match=r"task_a\.py and .*task_b\.py both name "
                                                   r"their task 'same'"):
         load_tasks(taskdir)
+
+
+def test_a_task_is_found_by_its_name_setting(taskdir):
+    """psy prints the 'name' in its hints (psy run -c NAME); that must work."""
+    write(taskdir, "a", BASIC + "name = 'renamed'\n")
+    write(taskdir, "b", BASIC)
+    assert [t.path.name for t in load_tasks(taskdir, ["renamed", "b"])] == ["task_a.py",
+                                                                            "task_b.py"]
+    with pytest.raises(TaskDefinitionError, match="No task 'other'"):
+        load_tasks(taskdir, ["other"])

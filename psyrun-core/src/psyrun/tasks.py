@@ -494,6 +494,28 @@ def task_names(taskdir: str | os.PathLike[str]) -> list[str]:
     return [p.stem[len(TASK_PREFIX):] for p in find_task_files(taskdir)]
 
 
+def _renamed_tasks(taskdir: str | os.PathLike[str]) -> dict[str, Path]:
+    """``name`` setting -> file, for the task files whose name is not their file's.
+
+    Found by reading the files' text for a ``name =`` line first, so that
+    only the candidates are loaded.
+    """
+    found = {}
+    for path in find_task_files(taskdir):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if re.search(r"^name\s*=", text, re.MULTILINE):
+            try:
+                name = TaskDef(path).name
+            except TaskDefinitionError:
+                continue  # not the one asked for, or reported when it is run itself
+            if name != path.stem[len(TASK_PREFIX):]:
+                found[name] = path
+    return found
+
+
 def load_tasks(taskdir: str | os.PathLike[str], names: Iterable[str] = ()) -> list[TaskDef]:
     """The tasks called ``names`` (all tasks if empty) from ``taskdir``.
 
@@ -511,9 +533,17 @@ def load_tasks(taskdir: str | os.PathLike[str], names: Iterable[str] = ()) -> li
     else:
         available = task_names(taskdir)
         paths = []
+        renamed: dict[str, Path] | None = None
         for name in names:
             path = task_path(taskdir, name)
             if not path.is_file():
+                # A task file may set 'name'; psy prints that name in its
+                # hints (psy run -c NAME), so it must find the task by it.
+                if renamed is None:
+                    renamed = _renamed_tasks(taskdir)
+                if name in renamed:
+                    paths.append(renamed[name])
+                    continue
                 close = difflib.get_close_matches(name, available, n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise TaskDefinitionError(
