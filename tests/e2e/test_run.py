@@ -109,6 +109,8 @@ def test_status_says_when_the_task_changed_since_the_result(project):
     assert json.loads(project.psy("status", "--json").stdout)[0]["out_of_date"] is True
     project.psy("run")
     assert "out of date" not in project.psy("status").stdout
+    project.write_task("sq", squares(project, n=2) + "    overwrite_dirty = False\n")
+    assert "psy run sq skips it (overwrite_dirty = False)" in project.psy("status").stdout
 
 
 def test_status_verbose_lists_missing_assignments(project):

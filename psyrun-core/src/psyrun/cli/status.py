@@ -91,6 +91,7 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
             report["failed_assignments"] = [
                 {"params": f.params, "error": f.error, "traceback": f.traceback}
                 for f in failed]
+        report["keeps_dirty_result"] = not task.overwrite_dirty
         reports.append(report)
     if as_json:
         click.echo(json.dumps(reports, indent=1, default=repr))
@@ -107,9 +108,12 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
         for path in report["results"]:
             click.echo(f"  results: {path}")
         if report["out_of_date"]:
+            name = report["task"]
+            rerun = ("skips it (overwrite_dirty = False)" if report["keeps_dirty_result"]
+                     else "computes it again")
             click.echo(f"  out of date: the task file (or a file_dep) changed since the results "
-                       f"were written; psy run {report['task']} computes it again, psy run -c "
-                       f"{report['task']} keeps the rows still in the parameter space")
+                       f"were written; psy run {name} {rerun}, psy run -c {name} keeps the rows "
+                       "still in the parameter space")
         if verbose:
             if report["missing_assignments"]:
                 click.echo("  missing:")
