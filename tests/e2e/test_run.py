@@ -119,6 +119,18 @@ def test_status_verbose_lists_missing_assignments(project):
     assert "x=0, k=1" in out and "x=1, k=2" in out
 
 
+def test_status_json_gives_array_values_as_lists(project):
+    project.write_task("arr", """\
+        import numpy as np
+        from psyrun import Param
+        pspace = Param(v=[np.zeros(2), np.arange(2.0) + 1])
+        def execute(v):
+            return {"s": v.sum()}
+    """)
+    report = json.loads(project.psy("status", "-v", "--json").stdout)[0]
+    assert report["missing_assignments"] == [{"v": [0.0, 0.0]}, {"v": [1.0, 2.0]}]
+
+
 ONE_FAILS = """\
     from psyrun import Param
     pspace = Param(x=range(6))

@@ -94,7 +94,7 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
         report["keeps_dirty_result"] = not task.overwrite_dirty
         reports.append(report)
     if as_json:
-        click.echo(json.dumps(reports, indent=1, default=repr))
+        click.echo(json.dumps(reports, indent=1, default=_jsonable))
         return
     for report in reports:
         click.echo(
@@ -125,6 +125,13 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
                     click.echo(f"    {_params(failure['params'])}: {failure['error']}")
                     for line in failure["traceback"].rstrip().splitlines():
                         click.echo(f"      {line}")
+
+
+def _jsonable(value: Any) -> Any:
+    """NumPy values as JSON numbers and lists (what a script reading --json wants)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return repr(value)
 
 
 def _params(params: dict[str, Any]) -> str:
