@@ -272,3 +272,46 @@ def test_bad_scheduler_args_are_refused_before_anything_is_submitted(slurm_tmp, 
     assert all(word in run.stderr for word in words), run.stderr
     assert "Traceback" not in run.stderr
     assert slurm_records(slurm_tmp, "bad") == []
+
+
+def test_psy_run_and_clean_refuse_while_slurm_cannot_say_whether_jobs_still_run(slurm_tmp):
+    flag = slurm_tmp / "go"
+    write_task(slurm_tmp, "held", f"""\
+        import os, time
+        from psyrun import Param
+        pspace = Param(x=range(2))
+        scheduler = "slurm"
+        max_jobs = 1
+
+        def execute(x):
+            while not os.path.exists({str(flag)!r}):
+                time.sleep(0.1)
+            return {{"y": x}}
+        """)
+    psy(slurm_tmp, "run", "held")
+    jobs_json = slurm_tmp / "psy-work" / "held" / "jobs.json"
+    before = jobs_json.read_text()
+    # A controller that does not answer (overloaded, restarting) for the status
+    # calls, while sbatch would still get through.
+    down = slurm_tmp / "down"
+    down.mkdir()
+    for tool in ("squeue", "sacct", "scontrol"):
+        (down / tool).write_text(f"#!/bin/sh\necho '{tool}: error: Unable to contact slurm "
+                                 f"controller (connect failure)' >&2\nexit 1\n")
+        (down / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{down}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        for command in ("run", "clean"):
+            refused = subprocess.run([sys.executable, "-m", "psyrun", command, "held"],
+                                     cwd=slurm_tmp, env=env, capture_output=True, text=True,
+                                     timeout=TIMEOUT)
+            assert refused.returncode != 0, refused.stdout
+            assert "Cannot tell whether the jobs of the last run of task held" in refused.stderr
+            assert "jobs.json" in refused.stderr
+        # Nothing was submitted beside the running jobs, and psy kill still knows them.
+        assert jobs_json.read_text() == before
+        assert len(slurm_records(slurm_tmp, "held")) == 3
+        killed = psy(slurm_tmp, "kill", "held").stdout
+        assert "held:split" in killed and "held:merge" in killed
+    finally:
+        flag.touch()  # whatever happened, no job of this test waits for ever

@@ -143,8 +143,17 @@ def unfinished_jobs(task: Any, scheduler: Any) -> list[str]:
         return []  # they died with the process that ran them
     try:
         statuses = scheduler.status(record.ids)
-    except Exception:  # the scheduler cannot tell: do not block the user on it
-        return []
+    except Exception as exc:
+        # Going on could start a second run beside jobs that still run, and
+        # its jobs.json would hide them from psy kill: refuse, with a way out.
+        from psyrun.jobrecord import RECORD_NAME
+
+        raise TaskLockedError(
+            f"Cannot tell whether the jobs of the last run of task {task.name} "
+            f"({', '.join(record.ids)}) are still queued or running: {exc} Try again when "
+            f"the scheduler answers. If you know those jobs are gone, delete "
+            f"{os.path.relpath(Path(task.taskworkdir) / RECORD_NAME)} and retry."
+        ) from exc
     return [i for i, s in statuses.items()
             if s.state in (JobState.QUEUED, JobState.RUNNING)]
 
