@@ -50,6 +50,13 @@ def test_list_and_test(project):
     assert not project.work.exists()  # test writes nothing
 
 
+def test_test_refuses_an_output_that_replaces_a_parameter(project):
+    project.write_task("delta", GOOD.replace('{"y": x + 1}', '{"x": x + 1}'))
+    proc = project.psy("test", "delta", check=False)
+    assert proc.returncode == 1
+    assert "execute returned x=1 for the parameter x=0" in proc.stderr
+
+
 def test_test_names_setup_when_setup_fails(project):
     project.write_task("gamma", GOOD.replace("def execute(x)", "def setup(proc_id):\n"
                                              "    return 5\ndef execute(x)"))

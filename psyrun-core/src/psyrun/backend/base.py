@@ -193,6 +193,8 @@ def evaluate_items(
                 raise TypeError(
                     f"execute must return a dict, it returned {type(output).__name__}"
                 )
+            if output.keys() & params.keys():
+                check_parameter_outputs(params, output)
         except Exception as exc:
             # Start the traceback at execute: the frame of this loop is noise.
             tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
@@ -205,6 +207,41 @@ def evaluate_items(
             row.pop(key, None)
         rows.append(row)
     return rows, failures
+
+
+def check_parameter_outputs(params: Mapping[str, Any], output: Mapping[str, Any]) -> None:
+    """Refuse an output that has a parameter's name but another value.
+
+    It would replace the parameter in the result row, so the row would claim
+    an assignment that was never computed (and ``psy status`` and ``psy run
+    -c`` would count the real one as missing).  Returning a parameter with
+    its own value, as ``return dict(params, y=...)`` does, is fine.
+    """
+    for key in output.keys() & params.keys():
+        if not _same_value(output[key], params[key]):
+            raise ValueError(
+                f"execute returned {key}={output[key]!r} for the parameter "
+                f"{key}={params[key]!r}: an output must not replace a parameter. "
+                f"Give that output another name.")
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        equal = a == b
+        if isinstance(equal, bool):
+            return equal or (a != a and b != b)  # nan is nan
+        import numpy as np
+
+        return bool(np.array_equal(a, b, equal_nan=True))
+    except Exception:  # values that cannot be compared are not the same
+        try:
+            import numpy as np
+
+            return bool(np.array_equal(a, b))
+        except Exception:
+            return False
 
 
 def rows_to_columns(rows: Sequence[Mapping[str, Any]],

@@ -20,7 +20,7 @@ def test_task(taskdir: str, tasks: tuple[str, ...]) -> None:
     No scheduler and no files: setup(0) and execute are called directly and
     the result is printed, to check a task before submitting it.
     """
-    from psyrun.backend.base import call_setup
+    from psyrun.backend.base import call_setup, check_parameter_outputs
 
     failed = []
     for task in load(taskdir, tasks):
@@ -41,6 +41,7 @@ def test_task(taskdir: str, tasks: tuple[str, ...]) -> None:
             if not isinstance(result, dict):
                 raise TypeError(f"execute must return a dict, it returned "
                                 f"{type(result).__name__}")
+            check_parameter_outputs(params, result)
         except Exception:
             click.echo(f"{task.name}: execute({shown}) raised:", err=True)
             click.echo(traceback.format_exc().rstrip(), err=True)
