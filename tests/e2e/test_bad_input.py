@@ -33,6 +33,9 @@ BROKEN = {
     # a pickle file named .h5 could not be read back by load_result or psy merge
     "resultfile-of-another-store": (GOOD + "resultfile = 'res.h5'\n",
                                     "Name it res.pkl, or set store = 'h5'"),
+    # rows without their parameters would all count as missing
+    "exclude-a-parameter": (GOOD + "exclude_from_result = ['x']\n",
+                            "'exclude_from_result' names the parameter 'x'"),
     # a missing dependency would rerun the task on every psy run, silently
     "missing-file-dep": (GOOD + "file_dep = ['data.txt']\n",
                          "file_dep psy-tasks/data.txt does not exist"),

@@ -323,6 +323,13 @@ class TaskDef:
                          for p in self._list("file_dep", s["file_dep"])]
         self.exclude_from_result = [str(k) for k in self._list("exclude_from_result",
                                                                s["exclude_from_result"])]
+        params = [k for k in self.exclude_from_result if k in set(self.pspace.keys())]
+        if params:
+            # Rows are matched to assignments by their parameters: without
+            # them every row would count as missing for psy status and run -c.
+            raise self._fail(f"'exclude_from_result' names the parameter '{params[0]}'; "
+                             "parameters always stay in the result. Remove it from the list.",
+                             "exclude_from_result")
         self.python = str(s["python"])
         self.overwrite_dirty = bool(s["overwrite_dirty"])
 
