@@ -189,3 +189,28 @@ def test_hdd_backed_array_output_some_rows_lack_is_nan_in_every_store(tmp_path, 
     assert [np.all(np.isnan(np.asarray(v[i], dtype=float))) for i in range(5)] == [
         True, False, True, False, True]
     assert np.array_equal(v[3], np.full((2, 3), 3))
+
+
+@pytest.mark.parametrize("ext", STORES)
+def test_hdd_backed_sum_space_with_array_and_string_parameters_in_every_store(tmp_path, ext):
+    # `+` fills the parameters one part lacks with nan; in chunks of one row
+    # those columns are all nan in some chunks and arrays or strings in others.
+    store_or_skip(ext)
+    from psyrun.mapper import map_pspace_hdd_backed
+    from psyrun.pspace import Param
+
+    space = Param(w=[np.array([1.0, 2.0])], k=[1.0]) + Param(k=[2.0], s=["ab"])
+    calls = []
+
+    def fn(w, k, s):
+        calls.append(k)
+        return {"y": 2 * k}
+
+    path = tmp_path / f"r{ext}"
+    map_pspace_hdd_backed(fn, space, path, chunk_size=1)
+    result = map_pspace_hdd_backed(fn, space, path, chunk_size=1)  # resumes: nothing left
+    assert calls == [1.0, 2.0]
+    assert list(result["y"]) == [2.0, 4.0]
+    assert np.array_equal(result["w"][0], [1.0, 2.0])
+    assert np.all(np.isnan(np.asarray(result["w"][1], dtype=float)))
+    assert result["s"][1] == "ab"

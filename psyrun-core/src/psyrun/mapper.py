@@ -285,14 +285,13 @@ def map_pspace_hdd_backed(
     Returns the whole file's content (earlier rows included) unless
     ``return_data`` is false.
     """
-    from psyrun.pspace import Param, missing
     from psyrun.pspace.spaces import rows_of
 
     if store is None:
         store = _default_store()
     path = Path(filename)
     keys = pspace.keys()
-    todo: ParameterSpace = pspace
+    todo: Iterable[Result] = pspace.chunks(chunk_size)
     if path.exists():
         done = store.load(path)
         absent = [key for key in keys if key not in done]
@@ -312,7 +311,7 @@ def map_pspace_hdd_backed(
                 "start afresh."
             )
         if not absent:
-            todo = missing(pspace, Param(**{key: done[key] for key in keys}))
+            todo = _missing_chunks(pspace, done, keys, chunk_size)
 
     present = set(keys)
     with contextlib.ExitStack() as stack:
@@ -320,7 +319,7 @@ def map_pspace_hdd_backed(
             import joblib
 
             parallel = stack.enter_context(joblib.Parallel(n_jobs=pool_size, return_as="generator"))
-        for params in todo.chunks(chunk_size):
+        for params in todo:
             outputs = _Outputs(params)
             evaluated = (
                 _evaluate_in(parallel, fn, rows_of(keys, params))
@@ -343,6 +342,53 @@ def map_pspace_hdd_backed(
         skipped = set(exclude or ())
         return {key: [] for key in keys if key not in skipped}
     return store.load(path)
+
+
+def _missing_chunks(
+    pspace: ParameterSpace, done: Mapping[str, Any], keys: list[str], size: int
+) -> Iterator[Result]:
+    """The chunks of ``pspace`` without the rows whose parameters are in ``done``.
+
+    Like :func:`~psyrun.pspace.missing`, but a value the store wrote in place
+    of a missing one (``""`` in a column of strings, an array of nan in a
+    column of arrays, where ``+`` had put nan) matches that nan, so rows of
+    a space built with ``+`` are found in npz and h5 files too.
+    """
+    from psyrun.pspace.rowkeys import row_keys
+
+    seen = set(row_keys(_missing_as_nan(done, keys), keys))
+    for chunk in pspace.chunks(size):
+        keep = [k not in seen for k in row_keys(_missing_as_nan(chunk, keys), keys)]
+        if all(keep):
+            yield chunk
+        elif any(keep):
+            yield {k: list(itertools.compress(column, keep)) for k, column in chunk.items()}
+
+
+def _missing_as_nan(columns: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    # Only columns holding strings or arrays can hold such stand-ins;
+    # numbers are passed through untouched (and fast).
+    result = {}
+    for key in keys:
+        column = columns[key]
+        if getattr(column, "ndim", 1) == 1 and getattr(column, "dtype", None) is not None and (
+            column.dtype.kind not in "USO"
+        ):
+            result[key] = column
+        else:
+            result[key] = [_as_nan_if_missing(value) for value in column]
+    return result
+
+
+def _as_nan_if_missing(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        return value if value else NAN
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) >= 1:
+        import numpy as np
+
+        if value.dtype.kind in "fc" and value.size and bool(np.isnan(value).all()):
+            return NAN
+    return value
 
 
 def _default_store() -> Store:

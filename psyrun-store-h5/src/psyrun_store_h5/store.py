@@ -69,7 +69,14 @@ from psyrun.exceptions import (
 )
 from psyrun.store.atomic import atomic_create, atomic_path
 from psyrun.store.base import Data, PathLike, Store
-from psyrun.store.columns import PICKLE_HINT, count_rows, fill_array, select_rows, to_array
+from psyrun.store.columns import (
+    PICKLE_HINT,
+    count_rows,
+    fill_array,
+    is_nan_rows,
+    select_rows,
+    to_array,
+)
 
 GROUP = "/psyrun"
 ROWS_ATTR = "psyrun_rows"
@@ -346,7 +353,8 @@ class H5Writer:
         if kind == "ragged" or values.shape[1:] != row_shape:
             if len(row_shape) != 1 or (kind == "array" and values.ndim != 2):
                 raise UnsupportedDataError(
-                    f"Column {column.name!r} has rows of shape {row_shape} in {self.path} but "
+                    f"Column {column.name!r} has rows of shape {tuple(map(int, row_shape))} in "
+                    f"{self.path} but "
                     f"the new rows have another shape; the h5 store holds ragged rows only as "
                     f"1-d arrays. {PICKLE_HINT}"
                 )
@@ -355,6 +363,20 @@ class H5Writer:
         if target != node_dtype:
             self.rewrite(column, target)
 
+    def only_nan(self, column: _Column, kind: str, values: Any) -> bool:
+        """``column`` holds only nan scalars and ``values`` are strings or arrays.
+
+        Such a column was missing in every row so far (filled by `+`, or an
+        output no earlier row returned), so it may take the type of ``values``.
+        """
+        import numpy as np
+
+        if column.kind != "array" or column.row_shape or column.dtype.kind != "f":
+            return False
+        if kind == "array" and values.ndim == 1:
+            return False
+        return bool(np.isnan(column.node.read(0, self.rows)).all())
+
     # ------------------------------------------------------------ chunks
     def add(self, data: Data, commit: bool = True) -> None:
         """Append the rows of ``data``, then :meth:`commit` them unless told not to."""
@@ -362,10 +384,21 @@ class H5Writer:
         # Convert everything before touching the file, so that data the store
         # cannot hold is refused with the file unchanged.
         converted = {name: self.convert(name, values) for name, values in data.items()}
+        for name, (kind, values) in list(converted.items()):
+            column = self.columns.get(name)
+            if (column is not None and self.rows and kind == "array" and is_nan_rows(values)
+                    and (column.kind != "array" or column.row_shape)):
+                # Rows of an array or string column that are all nan (a
+                # parameter filled by `+`, an output no row of this chunk
+                # returned) are missing rows: filled like a column the chunk lacks.
+                del converted[name]
         for name, (kind, values) in converted.items():
             column = self.columns.get(name)
-            if column is not None and self.rows == 0 and column.kind != kind:
-                # A column saved without rows had no real type: take the new one.
+            if column is not None and (
+                (self.rows == 0 and column.kind != kind) or self.only_nan(column, kind, values)
+            ):
+                # A column saved without rows had no real type, one of nan
+                # only had missing rows: take the new type (create() fills).
                 position = list(self.columns).index(name)
                 self.obsolete.append(column.node)
                 del self.columns[name]

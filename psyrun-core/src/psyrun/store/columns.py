@@ -199,10 +199,15 @@ def concatenate(chunks: Iterable[tuple[int, Mapping[str, Any]]], store: str) -> 
         names.update(dict.fromkeys(columns))
     result = {}
     for name in names:
-        template = next(columns[name] for _, columns in chunks if name in columns)
+        given = [columns[name] for _, columns in chunks if name in columns]
+        # A chunk whose rows of an array or string column are all nan (a
+        # parameter filled by `+`, an output no row of that chunk returned)
+        # lacks the column: its rows are filled like the others' missing rows.
+        shaped = [p for p in given if p.ndim > 1 or p.dtype.kind in "US"]
+        template = shaped[0] if shaped else given[0]
         pieces = []
         for n, columns in chunks:
-            if name in columns:
+            if name in columns and not (shaped and is_nan_rows(columns[name])):
                 pieces.append(columns[name])
             elif n:
                 pieces.append(fill_array(template, n))
@@ -221,6 +226,15 @@ def concatenate(chunks: Iterable[tuple[int, Mapping[str, Any]]], store: str) -> 
             )
         result[name] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
     return result
+
+
+def is_nan_rows(array: Any) -> bool:
+    """``array`` is a column of scalar nan rows only (and has rows)."""
+    import numpy as np
+
+    return array.ndim == 1 and array.dtype.kind == "f" and len(array) and bool(
+        np.isnan(array).all()
+    )
 
 
 def select_rows(n: int, row: int | slice, filename: object) -> range:

@@ -249,6 +249,29 @@ class StoreContract:
         if not self.supports_objects:
             assert np.asarray(loaded).shape == (5, 2, 2)
 
+    @pytest.mark.parametrize("first", ["nan", "values"])
+    def test_chunks_of_nan_rows_in_array_and_string_columns(self, store, path, first):
+        # A chunk of rows that all lack an array or string value (filled
+        # with nan by `+` or by map_pspace) is a chunk of missing rows.
+        import numpy as np
+
+        nan = math.nan
+        chunks = [{"v": [nan, nan], "s": [nan, nan], "k": [1, 2]},
+                  {"v": [np.ones((2, 2))], "s": ["ab"], "k": [3]}]
+        if first == "values":
+            chunks.reverse()
+        for chunk in [*chunks, {"v": [nan], "s": [nan], "k": [4]}]:
+            store.append(path, chunk)
+        loaded = store.load(path)
+        at = 0 if first == "values" else 2
+        fill = self.string_fill
+        assert_data_equal({"s": loaded["s"]}, {"s": [fill if i != at else "ab" for i in range(4)]})
+        assert np.array_equal(np.asarray(loaded["v"][at]), np.ones((2, 2)))
+        for i in {0, 1, 2, 3} - {at}:
+            assert np.all(np.isnan(np.asarray(loaded["v"][i], dtype=float))), f"row {i}"
+        if not self.supports_objects:
+            assert np.asarray(loaded["v"]).shape == (4, 2, 2)
+
     def test_integers_beyond_64_bits(self, store, path):
         values = [2**70, -1]
         if self.supports_objects:
