@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import time
@@ -246,3 +247,37 @@ def test_percent_signs_in_paths_are_not_slurm_patterns(slurm_tmp):
     assert {s.state for s in statuses.values()} == {JobState.COMPLETED}
     assert (odd / "one %j.log").read_text() == "one\n"
     assert (odd / "el %a 1.log").read_text() == "el\n"
+
+
+def test_squeue_that_fails_once_is_asked_again(slurm_tmp, workdir, monkeypatch):
+    # Without accounting only squeue knows a running job: one dropped request
+    # must not make it "unknown" (psy run would take that for not running).
+    no_accounting = attrs.evolve(cluster_config(), accounting=False)
+    monkeypatch.setattr(scheduler_module, "cluster_config", lambda: no_accounting)
+    scheduler = Slurm(workdir)
+    started, go = slurm_tmp / "started", slurm_tmp / "go"
+    job = scheduler.submit(
+        python(f"import os, time; open({str(started)!r}, 'w')\n"
+               f"while not os.path.exists({str(go)!r}): time.sleep(0.1)"),
+        name="t:busy", output=slurm_tmp / "busy.log")
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not started.exists():
+            assert time.monotonic() < deadline, "job never started"
+            time.sleep(0.1)
+        shim = slurm_tmp / "shim"
+        shim.mkdir()
+        failed_once = slurm_tmp / "failed-once"
+        real = subprocess.run(["which", "squeue"], capture_output=True, text=True).stdout.strip()
+        (shim / "squeue").write_text(
+            f"#!/bin/sh\nif [ ! -e {failed_once} ]; then touch {failed_once}\n"
+            f"echo 'squeue: error: Socket timed out on send/recv operation' >&2; exit 1; fi\n"
+            f'exec {real} "$@"\n')
+        (shim / "squeue").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+        status = scheduler.status([job])[job]
+        assert failed_once.exists()
+        assert status.state is JobState.RUNNING, status
+    finally:
+        go.touch()
+    assert wait(scheduler, job)[job].state is JobState.COMPLETED

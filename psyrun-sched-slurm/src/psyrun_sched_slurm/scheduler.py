@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ from psyrun_sched_slurm.template import task_template
 STATE_DIRNAME = "slurm"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SLURM_ID = re.compile(r"^\d+(_\d+)?$")
+#: squeue calls (and seconds between them) before its silence counts as no answer.
+SQUEUE_ATTEMPTS = 3
+SQUEUE_RETRY_PAUSE = 1.0
 
 
 def _exit_fields(record: batch_script.ExitRecord | None) -> dict[str, Any]:
@@ -298,12 +302,19 @@ class Slurm(Scheduler):
     def _squeue(slurm_ids: list[str]) -> tuple[status.Entries, bool]:
         if not slurm_ids:
             return {}, True
-        proc = run_slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(slurm_ids),
-                          "-o", status.SQUEUE_FORMAT], check=False)
-        if proc.returncode == 0:
-            return status.parse_squeue(proc.stdout), True
-        # squeue refuses a list in which it knows no job at all: that is an answer.
-        return {}, "Invalid job id" in proc.stderr
+        # A busy controller drops a request now and then; without an answer a
+        # running job would be "unknown", which psy run takes for not running.
+        for attempt in range(SQUEUE_ATTEMPTS):
+            if attempt:
+                time.sleep(SQUEUE_RETRY_PAUSE)
+            proc = run_slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(slurm_ids),
+                              "-o", status.SQUEUE_FORMAT], check=False)
+            if proc.returncode == 0:
+                return status.parse_squeue(proc.stdout), True
+            # squeue refuses a list in which it knows no job at all: that is an answer.
+            if "Invalid job id" in proc.stderr:
+                return {}, True
+        return {}, False
 
     @staticmethod
     def _sacct(slurm_ids: list[str]) -> tuple[status.Entries, bool]:
