@@ -344,3 +344,18 @@ def test_old_names_are_importable():
     assert psyrun.map_pspace_parallel is map_pspace_parallel
     assert psyrun.map_pspace_hdd_backed is map_pspace_hdd_backed
     assert Old is AmbiguousOperationError
+
+
+def test_row_keys_can_match_the_values_stores_write_for_nan():
+    from psyrun.pspace.rowkeys import row_keys
+
+    space = (Param(w=[np.array([1.0, 2.0])], k=[1]) + Param(k=[2], s=["ab"])).build()
+    # what an npz or h5 file gives back for those rows
+    stored = {"w": np.array([[1.0, 2.0], [np.nan, np.nan]]), "k": np.array([1, 2]),
+              "s": np.array(["", "ab"])}
+    keys = ["w", "k", "s"]
+    assert set(row_keys(space, keys)).isdisjoint(row_keys(stored, keys))
+    assert list(row_keys(space, keys, store_fills=True)) == list(
+        row_keys(stored, keys, store_fills=True))
+    # a real value is never a fill
+    assert len(set(row_keys({"s": ["a", "", "b"]}, ["s"], store_fills=True))) == 3

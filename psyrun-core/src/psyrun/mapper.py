@@ -356,39 +356,13 @@ def _missing_chunks(
     """
     from psyrun.pspace.rowkeys import row_keys
 
-    seen = set(row_keys(_missing_as_nan(done, keys), keys))
+    seen = set(row_keys(done, keys, store_fills=True))
     for chunk in pspace.chunks(size):
-        keep = [k not in seen for k in row_keys(_missing_as_nan(chunk, keys), keys)]
+        keep = [k not in seen for k in row_keys(chunk, keys, store_fills=True)]
         if all(keep):
             yield chunk
         elif any(keep):
             yield {k: list(itertools.compress(column, keep)) for k, column in chunk.items()}
-
-
-def _missing_as_nan(columns: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
-    # Only columns holding strings or arrays can hold such stand-ins;
-    # numbers are passed through untouched (and fast).
-    result = {}
-    for key in keys:
-        column = columns[key]
-        if getattr(column, "ndim", 1) == 1 and getattr(column, "dtype", None) is not None and (
-            column.dtype.kind not in "USO"
-        ):
-            result[key] = column
-        else:
-            result[key] = [_as_nan_if_missing(value) for value in column]
-    return result
-
-
-def _as_nan_if_missing(value: Any) -> Any:
-    if isinstance(value, (str, bytes)):
-        return value if value else NAN
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) >= 1:
-        import numpy as np
-
-        if value.dtype.kind in "fc" and value.size and bool(np.isnan(value).all()):
-            return NAN
-    return value
 
 
 def _default_store() -> Store:

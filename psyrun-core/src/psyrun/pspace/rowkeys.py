@@ -74,9 +74,19 @@ def value_key(value: Any, key: str) -> Any:
     return value
 
 
-def column_keys(column: Sequence[Any], key: str) -> Sequence[Any]:
-    """The keys of all values of one column (the column itself if it can be)."""
+def column_keys(column: Sequence[Any], key: str, *, store_fills: bool = False) -> Sequence[Any]:
+    """The keys of all values of one column (the column itself if it can be).
+
+    With ``store_fills``, the values npz and h5 files hold where a parameter
+    space had nan (``""`` in a column of strings, arrays of nan in a column
+    of arrays) get the key of nan, so rows read back from such files match
+    the rows of the space.  (Rows differing only in ``""`` against nan then
+    count as the same.)
+    """
     kinds = set(map(type, column))
+    if store_fills and not kinds <= _REAL:
+        column = [_fill_as_nan(value) for value in column]
+        kinds = set(map(type, column))
     if kinds <= _SELF_KEYED:
         return column
     if kinds <= _REAL:
@@ -84,14 +94,43 @@ def column_keys(column: Sequence[Any], key: str) -> Sequence[Any]:
     return [value_key(value, key) for value in column]
 
 
-def row_keys(columns: Mapping[str, Sequence[Any]], keys: Sequence[str]) -> Iterable[Any]:
+def row_keys(
+    columns: Mapping[str, Sequence[Any]], keys: Sequence[str], *, store_fills: bool = False
+) -> Iterable[Any]:
     """One hashable key per row of ``columns``, made of the columns ``keys``.
 
-    Both sides of a comparison must use the same ``keys`` in the same order.
+    Both sides of a comparison must use the same ``keys`` in the same order
+    (and the same ``store_fills``, see :func:`column_keys`).
     """
     if len(keys) == 1:
-        return column_keys(columns[keys[0]], keys[0])
-    return zip(*(column_keys(columns[k], k) for k in keys))
+        return column_keys(columns[keys[0]], keys[0], store_fills=store_fills)
+    return zip(*(column_keys(columns[k], k, store_fills=store_fills) for k in keys))
+
+
+_NAN = float("nan")
+
+
+def _fill_as_nan(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        return value if value else _NAN
+    if isinstance(value, (list, tuple)) or (
+        type(value).__module__ == "numpy" and getattr(value, "ndim", 0) >= 1
+    ):
+        return _NAN if _all_nan(value) else value
+    return value
+
+
+def _all_nan(value: Any) -> bool:
+    """``value`` (a nested sequence or an array) has elements, all float nan."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0) >= 1:
+        if value.dtype.kind not in "fc" or not value.size:
+            return False
+        import numpy as np
+
+        return bool(np.isnan(value).all())
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_all_nan(item) for item in value)
+    return isinstance(value, float) and value != value
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:
