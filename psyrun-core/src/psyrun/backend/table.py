@@ -40,7 +40,9 @@ def _column_keys(column: Sequence[Any], key: str) -> Sequence[Any]:
     if hasattr(column, "tolist"):  # one numpy call instead of one per value
         column = column.tolist()
     try:
-        return rowkeys.column_keys(column, key)
+        # store_fills: a result file in npz or h5 holds "" or nan arrays
+        # where the space has nan (from `+`); those rows are done too.
+        return rowkeys.column_keys(column, key, store_fills=True)
     except UnhashableValueError:
         return [value_key(v, key) for v in column]
 
