@@ -38,6 +38,13 @@ def test_every_command_has_help(command):
     assert "Usage:" in proc.stdout
 
 
+def test_a_misspelt_command_gets_the_closest_one(project):
+    proc = project.psy("stauts", check=False)
+    assert proc.returncode == 2
+    assert "No such command 'stauts'. Did you mean 'status'?" in proc.stderr
+    assert "Did you mean" not in project.psy("xyzzy", check=False).stderr
+
+
 def test_list_and_test(project):
     project.write_task("alpha", GOOD)
     project.write_task("beta", GOOD.replace("x + 1", "x / 0"))
