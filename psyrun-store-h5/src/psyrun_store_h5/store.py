@@ -386,8 +386,8 @@ class H5Writer:
         converted = {name: self.convert(name, values) for name, values in data.items()}
         for name, (kind, values) in list(converted.items()):
             column = self.columns.get(name)
-            if (column is not None and self.rows and kind == "array" and is_nan_rows(values)
-                    and (column.kind != "array" or column.row_shape)):
+            if (column is not None and self.rows and kind == "array"
+                    and (column.kind != "array" or column.row_shape) and is_nan_rows(values)):
                 # Rows of an array or string column that are all nan (a
                 # parameter filled by `+`, an output no row of this chunk
                 # returned) are missing rows: filled like a column the chunk lacks.
