@@ -134,6 +134,15 @@ def test_second_run_of_a_running_task_is_refused_and_kill_stops_it(project):
         clean = project.psy("clean", "slow", check=False)
         assert clean.returncode == 2
         assert (project.work / "slow").exists()
+        # cleaning all tasks leaves the running one alone but cleans the others,
+        # also those after it
+        project.write_task("zdone", GOOD)
+        project.psy("run", "zdone")
+        clean = project.psy("clean", check=False)
+        assert clean.returncode == 2 and "already being run" in clean.stderr
+        assert "zdone: deleted" in clean.stdout
+        assert not (project.work / "zdone").exists()
+        assert (project.work / "slow").exists()
         status = project.psy("status", "slow").stdout
         assert f"pid {first.pid}" in status
 

@@ -23,19 +23,27 @@ def clean(taskdir: str, tasks: tuple[str, ...]) -> None:
     from psyrun.runner import unfinished_jobs
     from psyrun.tasklock import TaskLock, TaskLockedError
 
+    left: list[str] = []
     for task in load(taskdir, tasks):
         lock = TaskLock(task.taskworkdir, task.name, command="psy clean")
         existed = task.taskworkdir.exists()
-        lock.acquire()  # refuses while a psy run holds the task
+        try:
+            lock.acquire()  # refuses while a psy run holds the task
+        except TaskLockedError as exc:
+            left.append(str(exc))  # left alone; the other tasks are still cleaned
+            continue
         busy = unfinished_jobs(task, task.scheduler)
         if busy:
             lock.release()
-            raise TaskLockedError(
+            left.append(
                 f"Task {task.name} has queued or running jobs ({', '.join(busy)}); nothing "
-                f"was deleted. Cancel them first with: psy kill {task.name}")
+                f"of it was deleted. Cancel them first with: psy kill {task.name}")
+            continue
         if task.resultfile.exists() and task.taskworkdir not in task.resultfile.parents:
             task.resultfile.unlink()
             click.echo(f"{task.name}: deleted {os.path.relpath(task.resultfile)}")
         shutil.rmtree(task.taskworkdir)  # the lock goes with it
         click.echo(f"{task.name}: deleted {os.path.relpath(task.taskworkdir)}"
                    if existed else f"{task.name}: nothing to clean")
+    if left:
+        raise TaskLockedError("\n".join(left))
