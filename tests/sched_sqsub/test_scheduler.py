@@ -275,3 +275,33 @@ def test_array_whose_submission_fails_half_way_leaves_no_job_behind(
     jobs = sqsub_emulator.jobs()
     assert 2 <= len(jobs) < 5  # elements already on their way may still be submitted
     assert {job["state"] for job in jobs} == {"C"}  # and are killed
+
+
+def test_sqjobs_that_fails_once_is_asked_again(scheduler, tmp_path, monkeypatch):
+    started, go = tmp_path / "started", tmp_path / "go"
+    job = scheduler.submit(
+        [sys.executable, "-c", f"import os, time; open({str(started)!r}, 'w')\n"
+                               f"while not os.path.exists({str(go)!r}): time.sleep(0.1)"],
+        name="t:busy", output=tmp_path / "busy.log",
+        scheduler_args={"timelimit": "10m", "memory": "1G"})
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "job never started"
+            time.sleep(0.1)
+        shim = tmp_path / "shim"
+        shim.mkdir()
+        failed_once = tmp_path / "failed-once"
+        real = subprocess.run(["which", "sqjobs"], capture_output=True, text=True).stdout.strip()
+        (shim / "sqjobs").write_text(
+            f"#!/bin/sh\nif [ ! -e {failed_once} ]; then touch {failed_once}\n"
+            f"echo 'sqjobs: cannot reach the scheduler' >&2; exit 1; fi\n"
+            f'exec {real} "$@"\n')
+        (shim / "sqjobs").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+        status = scheduler.status([job])[job]
+        assert failed_once.exists()
+        assert status.state is JobState.RUNNING, status
+    finally:
+        go.touch()
+    assert finished(scheduler, job)[job].state is JobState.COMPLETED

@@ -80,6 +80,9 @@ class Sqsub(Scheduler):
     dependency_grace: float = DEFAULT_GRACE
     #: sqsub calls running at once when an array is submitted.
     parallel_submissions: int = 4
+    #: sqjobs calls (and seconds between them) before its failure is an error.
+    sqjobs_attempts: int = 3
+    sqjobs_retry_pause: float = 1.0
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None, *,
                  python: str | None = None) -> None:
@@ -242,13 +245,18 @@ class Sqsub(Scheduler):
 
     # ------------------------------------------------------------ status
     def _listing(self) -> dict[str, SqjobsRow]:
-        result = run_tool(["sqjobs"], check=False)
-        rows = parse_sqjobs(result.stdout)
-        if result.returncode != 0 and not rows and "jobid" not in result.stdout:
-            raise SchedulerError(
-                f"sqjobs failed ({result.stderr.strip() or result.returncode}); "
-                "the job states cannot be read now: try again later.")
-        return rows
+        # A busy login node drops a request now and then: ask again before
+        # giving up, so that one hiccup does not end a psy run --wait.
+        for attempt in range(self.sqjobs_attempts):
+            if attempt:
+                time.sleep(self.sqjobs_retry_pause)
+            result = run_tool(["sqjobs"], check=False)
+            rows = parse_sqjobs(result.stdout)
+            if result.returncode == 0 or rows or "jobid" in result.stdout:
+                return rows
+        raise SchedulerError(
+            f"sqjobs failed ({result.stderr.strip() or result.returncode}); "
+            "the job states cannot be read now: try again later.")
 
     def _from_exit(self, job_id: str, record: JobRecord, ended: ExitRecord) -> JobStatus:
         common = {"id": job_id, "name": record.name, "log": record.output}
