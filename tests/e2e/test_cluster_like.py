@@ -99,10 +99,17 @@ def test_queued_jobs_are_counted_refused_killed_and_rerun(project):
     assert again.returncode == 2 and "still has queued or running jobs" in again.stderr
     assert len(json.loads(db.read_text())["jobs"]) == 3  # nothing more submitted
 
-    project.psy("kill", "c")
+    # one job finished meanwhile: psy kill leaves it out and does not claim it
     parked = json.loads(db.read_text())
-    assert sorted(parked["kills"]) == ["100", "101", "102"]
+    parked["jobs"]["100"]["state"] = "completed"
+    db.write_text(json.dumps(parked))
+    killed = project.psy("kill", "c").stdout
+    assert "cancelled c:process (101), c:merge (102)" in killed
+    parked = json.loads(db.read_text())
+    assert sorted(parked["kills"]) == ["101", "102"]
     assert "0 queued, 0 running" in project.psy("status").stdout
+    assert "c: no queued or running jobs" in project.psy("kill", "c").stdout
+    assert sorted(json.loads(db.read_text())["kills"]) == ["101", "102"]
 
     project.psy("run")  # the cancelled jobs no longer block the task
     assert len(json.loads(db.read_text())["jobs"]) == 6

@@ -51,8 +51,13 @@ def kill(taskdir: str, tasks: tuple[str, ...]) -> None:
                 # another process's, which must not be signalled).
                 click.echo(f"{task.name}: no running jobs")
             continue
-        task.scheduler.kill(record.ids)
-        click.echo(f"{task.name}: cancelled {', '.join(j.name + ' (' + j.id + ')' for j in record.jobs)}")
+        ids = _unfinished(task.scheduler, record.ids)
+        if not ids:
+            click.echo(f"{task.name}: no queued or running jobs")
+            continue
+        task.scheduler.kill(ids)
+        click.echo(f"{task.name}: cancelled "
+                   + ", ".join(f"{j.name} ({j.id})" for j in record.jobs if j.id in ids))
 
 
 def _lock_pid(taskworkdir: Path) -> int | None:
@@ -78,3 +83,17 @@ def _other_tasks_of(pid: int, task: Any) -> list[str]:
     except OSError:
         return []
     return [d.name for d in siblings if d.name != task.name and _lock_pid(d) == pid]
+
+
+def _unfinished(scheduler: Any, ids: list[str]) -> list[str]:
+    """The ids among ``ids`` that are not finished (all of them if the scheduler cannot say).
+
+    Finished jobs are left out so that psy kill does not claim to cancel
+    them; a scheduler that does not answer gets them all, as kill ignores
+    finished ones anyway.
+    """
+    try:
+        statuses = scheduler.status(ids)
+    except Exception:
+        return list(ids)
+    return [i for i in ids if i not in statuses or not statuses[i].state.finished]
