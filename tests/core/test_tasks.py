@@ -242,3 +242,4 @@ def test_a_task_is_found_by_its_name_setting(taskdir):
                                                                             "task_b.py"]
     with pytest.raises(TaskDefinitionError, match="No task 'other'"):
         load_tasks(taskdir, ["other"])
+    assert [t.name for t in load_tasks(taskdir, ["a", "renamed"])] == ["renamed"]

@@ -559,7 +559,8 @@ def load_tasks(taskdir: str | os.PathLike[str], names: Iterable[str] = ()) -> li
                 )
             paths.append(path)
     conf = Config.for_taskdir(taskdir)
-    tasks = [TaskDef(path, conf) for path in paths]
+    # a file asked for by its file name and by its 'name' setting is one task
+    tasks = [TaskDef(path, conf) for path in dict.fromkeys(paths)]
     seen: dict[str, TaskDef] = {}
     for task in tasks:
         other = seen.setdefault(task.name, task)
