@@ -359,3 +359,13 @@ def test_row_keys_can_match_the_values_stores_write_for_nan():
         row_keys(stored, keys, store_fills=True))
     # a real value is never a fill
     assert len(set(row_keys({"s": ["a", "", "b"]}, ["s"], store_fills=True))) == 3
+
+
+@pytest.mark.parametrize("unit", ["D", "ns"])
+def test_dates_and_durations_stay_numpy_values(unit):
+    days = np.array(["2020-01-01", "2020-01-02"], f"datetime64[{unit}]")
+    for given in (days, list(days)):
+        built = Param(d=given, t=days - days[0]).build()
+        assert built["d"] == list(days) and isinstance(built["d"][0], np.datetime64)
+        assert isinstance(built["t"][1], np.timedelta64)
+    assert missing(Param(d=days), Param(d=days[:1])).build() == {"d": [days[1]]}

@@ -214,3 +214,21 @@ def test_hdd_backed_sum_space_with_array_and_string_parameters_in_every_store(tm
     assert np.array_equal(result["w"][0], [1.0, 2.0])
     assert np.all(np.isnan(np.asarray(result["w"][1], dtype=float)))
     assert result["s"][1] == "ab"
+
+
+def test_hdd_backed_with_date_parameters_in_npz_resumes(tmp_path):
+    from psyrun.mapper import map_pspace_hdd_backed
+    from psyrun.pspace import Param
+
+    days = np.array(["2020-01-01", "2020-01-02"], "datetime64[D]")
+    calls = []
+
+    def fn(d):
+        calls.append(d)
+        return {"y": str(d)}
+
+    path = tmp_path / "r.npz"
+    map_pspace_hdd_backed(fn, Param(d=days), path)
+    result = map_pspace_hdd_backed(fn, Param(d=days), path)
+    assert calls == list(days)
+    assert result["d"].dtype == days.dtype and list(result["y"]) == ["2020-01-01", "2020-01-02"]

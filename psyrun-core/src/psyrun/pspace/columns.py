@@ -25,7 +25,7 @@ def _is_numpy(value: Any) -> bool:
 
 def _scalar(value: Any) -> Any:
     """A Python scalar for a numpy scalar or 0-d array, else the value."""
-    if _is_numpy(value) and getattr(value, "ndim", 1) == 0:
+    if _is_numpy(value) and getattr(value, "ndim", 1) == 0 and value.dtype.kind not in "mM":
         return value.item()
     return value
 
@@ -45,7 +45,9 @@ def as_column(key: str, value: Any) -> tuple[list[Any] | None, Any]:
         if array.ndim == 0:
             return None, None
         # 1-d: tolist() gives Python scalars; n-d: each row stays an array.
-        rows = array.tolist() if array.ndim == 1 else list(array)
+        # Dates and durations stay numpy scalars: tolist() would turn them
+        # into datetime objects or, at nanosecond resolution, plain ints.
+        rows = array.tolist() if array.ndim == 1 and array.dtype.kind not in "mM" else list(array)
         return rows, array.dtype
     if isinstance(value, (Mapping, Set, Iterator)):
         raise InvalidParameterValueError(

@@ -104,8 +104,8 @@ def to_array(name: str, values: Any, store: str, *, ragged: bool = False) -> Any
         array = np.asarray(values)
     except ValueError:  # NumPy refuses rows of different shapes
         array = None
-    if array is not None and array.dtype.kind in "biufc":
-        return array
+    if array is not None and array.dtype.kind in "biufcmM":
+        return _check_dtype(name, array, store)
     if array is not None and array.dtype.kind in "US":
         raise UnsupportedDataError(
             f"Column {name!r} mixes strings with other values, which the {store} store "
