@@ -232,9 +232,8 @@ def is_nan_rows(array: Any) -> bool:
     """``array`` is a column of scalar nan rows only (and has rows)."""
     import numpy as np
 
-    return array.ndim == 1 and array.dtype.kind == "f" and len(array) and bool(
-        np.isnan(array).all()
-    )
+    return (array.ndim == 1 and array.dtype.kind == "f" and len(array) > 0
+            and bool(np.isnan(array).all()))
 
 
 def select_rows(n: int, row: int | slice, filename: object) -> range:
