@@ -33,6 +33,10 @@ BROKEN = {
     # a pickle file named .h5 could not be read back by load_result or psy merge
     "resultfile-of-another-store": (GOOD + "resultfile = 'res.h5'\n",
                                     "Name it res.pkl, or set store = 'h5'"),
+    # every assignment would fail with the same TypeError
+    "execute-lacks-a-parameter": ("from psyrun import Param\npspace = Param(x=[1], y=[2])\n"
+                                  "def execute(x):\n    return {}\n",
+                                  "execute(x) does not take the parameter 'y'"),
     # rows without their parameters would all count as missing
     "exclude-a-parameter": (GOOD + "exclude_from_result = ['x']\n",
                             "'exclude_from_result' names the parameter 'x'"),

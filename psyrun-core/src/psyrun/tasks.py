@@ -301,6 +301,7 @@ class TaskDef:
             raise self._fail("'execute' must be a function taking the parameters as "
                              "keyword arguments and returning a dict.", "execute")
         self.execute = s["execute"]
+        self._check_execute_takes_the_parameters()
         if s["setup"] is not None and not callable(s["setup"]):
             raise self._fail("'setup' must be a function setup(proc_id) returning a dict.",
                              "setup")
@@ -358,6 +359,30 @@ class TaskDef:
             self.resultfile = self._path(s["resultfile"], relative_to=Path.cwd(),
                                          key="resultfile")
             self._check_result_extension(ext)
+
+    def _check_execute_takes_the_parameters(self) -> None:
+        """Refuse an ``execute`` that cannot take a parameter of the space.
+
+        Every assignment would fail with the same TypeError; one line now
+        is better than a failed item per assignment after the run.
+        """
+        import inspect
+
+        try:
+            signature = inspect.signature(self.execute)
+        except (TypeError, ValueError):
+            return  # a callable Python cannot inspect: let it run
+        accepted = signature.parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted):
+            return
+        names = {p.name for p in accepted if p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        absent = [k for k in list(self.pspace.keys()) if k not in names]
+        if absent:
+            raise self._fail(
+                f"execute{signature} does not take the parameter '{absent[0]}' of the "
+                f"parameter space. Add it to execute's arguments (or **params).",
+                "execute")
 
     def _list(self, key: str, value: Any) -> list[Any]:
         if value is None:
