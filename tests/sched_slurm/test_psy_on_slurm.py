@@ -308,6 +308,8 @@ def test_psy_run_and_clean_refuse_while_slurm_cannot_say_whether_jobs_still_run(
             assert refused.returncode != 0, refused.stdout
             assert "Cannot tell whether the jobs of the last run of task held" in refused.stderr
             assert "jobs.json" in refused.stderr
+            # the refusing command let go of the task's lock
+            assert not (slurm_tmp / "psy-work" / "held" / "psy.lock").exists(), command
         # Nothing was submitted beside the running jobs, and psy kill still knows them.
         assert jobs_json.read_text() == before
         assert len(slurm_records(slurm_tmp, "held")) == 3

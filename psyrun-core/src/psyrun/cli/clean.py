@@ -32,7 +32,12 @@ def clean(taskdir: str, tasks: tuple[str, ...]) -> None:
         except TaskLockedError as exc:
             left.append(str(exc))  # left alone; the other tasks are still cleaned
             continue
-        busy = unfinished_jobs(task, task.scheduler)
+        try:
+            busy = unfinished_jobs(task, task.scheduler)
+        except TaskLockedError as exc:  # the scheduler cannot say: keep everything
+            lock.release()
+            left.append(str(exc))
+            continue
         if busy:
             lock.release()
             left.append(
