@@ -198,6 +198,21 @@ def test_kill_leaves_a_reused_pid_alone(project):
         other.wait()
 
 
+def test_kill_of_a_run_on_another_host_says_where_to_kill_it(project):
+    """On a shared file system, the psy run may be on another login node."""
+    project.write_task("t", GOOD)
+    project.psy("run", "t")
+    record = project.work / "t" / "jobs.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "host": "login2", "pid": 4242}))
+    (project.work / "t" / "psy.lock").write_text(json.dumps(
+        {"pid": 4242, "host": "login2", "command": "psy run", "started": "today"}))
+    proc = project.psy("kill", "t", check=False)
+    assert proc.returncode == 2
+    assert "t: its jobs run inside psy run (pid 4242) on login2; run psy kill t there" \
+        in proc.stdout
+
+
 def test_stale_lock_of_a_dead_process_is_taken_over(project):
     project.write_task("t", GOOD)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

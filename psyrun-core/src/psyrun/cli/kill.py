@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 import click
 
 from psyrun.cli.common import load, short_warnings, taskdir_option, tasks_argument
+from psyrun.exceptions import PsyrunError
 
 
 @click.command()
@@ -27,13 +29,21 @@ def kill(taskdir: str, tasks: tuple[str, ...]) -> None:
     from psyrun.jobrecord import load_record
 
     interrupted: set[int] = set()
+    stuck = False
     for task in load(taskdir, tasks):
         record = load_record(task.taskworkdir)
         if record is None or not record.jobs:
             click.echo(f"{task.name}: no jobs recorded")
             continue
         if record.in_process:
-            if record.pid in interrupted:
+            if (record.host != socket.gethostname()
+                    and _lock_pid(task.taskworkdir) == record.pid):
+                # A shared file system: the run is on another login node,
+                # where no signal from here reaches it.
+                click.echo(f"{task.name}: its jobs run inside psy run (pid {record.pid}) on "
+                           f"{record.host}; run psy kill {task.name} there")
+                stuck = True
+            elif record.pid in interrupted:
                 click.echo(f"{task.name}: stopped with the psy run (pid {record.pid}) "
                            "interrupted above")
             elif record.process_alive() and _lock_pid(task.taskworkdir) == record.pid:
@@ -58,6 +68,8 @@ def kill(taskdir: str, tasks: tuple[str, ...]) -> None:
         task.scheduler.kill(ids)
         click.echo(f"{task.name}: cancelled "
                    + ", ".join(f"{j.name} ({j.id})" for j in record.jobs if j.id in ids))
+    if stuck:
+        raise PsyrunError("Some jobs run on another host and were not stopped (see above).")
 
 
 def _lock_pid(taskworkdir: Path) -> int | None:
