@@ -211,6 +211,9 @@ def test_kill_of_a_run_on_another_host_says_where_to_kill_it(project):
     assert proc.returncode == 2
     assert "t: its jobs run inside psy run (pid 4242) on login2; run psy kill t there" \
         in proc.stdout
+    status = project.psy("status", "t").stdout
+    assert "? queued, ? running" in status
+    assert "(jobs run inside psy run (pid 4242) on login2)" in status
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(project):

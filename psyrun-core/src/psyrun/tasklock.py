@@ -119,3 +119,12 @@ class TaskLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def lock_holder(taskworkdir: Path) -> dict[str, Any] | None:
+    """Who holds the task's lock (``pid``, ``host``, ``command``, ``started``), if anyone."""
+    try:
+        holder = json.loads((Path(taskworkdir) / LOCK_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -74,13 +73,9 @@ def kill(taskdir: str, tasks: tuple[str, ...]) -> None:
 
 def _lock_pid(taskworkdir: Path) -> int | None:
     """The pid of the psy run holding the task's lock, if one does."""
-    from psyrun.tasklock import LOCK_NAME
+    from psyrun.tasklock import lock_holder
 
-    try:
-        holder = json.loads((taskworkdir / LOCK_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    pid = holder.get("pid") if isinstance(holder, dict) else None
+    pid = (lock_holder(taskworkdir) or {}).get("pid")
     return pid if isinstance(pid, int) else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from typing import Any
 
 import click
@@ -25,9 +26,17 @@ def job_counts(task: Any) -> dict[str, Any]:
     if record is None or not record.jobs:
         return counts
     if record.in_process:
+        from psyrun.tasklock import lock_holder
+
+        holder = lock_holder(task.taskworkdir) or {}
         if record.process_alive():
             counts.update(queued=None, running=None,
                           note=f"jobs run inside psy run (pid {record.pid})")
+        elif record.host != socket.gethostname() and holder.get("pid") == record.pid:
+            # Another login node on a shared file system: no pid to check
+            # from here, but its lock says the run goes on.
+            counts.update(queued=None, running=None,
+                          note=f"jobs run inside psy run (pid {record.pid}) on {record.host}")
         return counts
     try:
         statuses = task.scheduler.status(record.ids)
