@@ -61,8 +61,10 @@ class Parking(Scheduler):
                 result[job_id] = JobStatus(job_id, JobState.UNKNOWN)
                 continue
             state = JobState(job["state"])
-            elements = tuple(JobStatus(f"{job_id}_{i}", state) for i in range(job["n"] or 0))
-            result[job_id] = JobStatus(job_id, state, name=job["name"], elements=elements)
+            end = {"exit_code": job.get("exit_code"), "log": job.get("log")}
+            elements = tuple(JobStatus(f"{job_id}_{i}", state, name=f"{job['name']}:{i}", **end)
+                             for i in range(job["n"] or 0))
+            result[job_id] = JobStatus(job_id, state, name=job["name"], elements=elements, **end)
         return result
 '''
 
@@ -113,3 +115,22 @@ def test_queued_jobs_are_counted_refused_killed_and_rerun(project):
 
     project.psy("run")  # the cancelled jobs no longer block the task
     assert len(json.loads(db.read_text())["jobs"]) == 6
+
+
+def test_status_names_failed_jobs_with_exit_code_and_log(project):
+    (project.tasks / "parking.py").write_text(PARKING)
+    project.write_task("c", TASK)
+    db = project.tasks / "parked.json"
+    project.psy("run")
+    parked = json.loads(db.read_text())
+    parked["jobs"]["100"]["state"] = "completed"
+    log = str(project.work / "c" / "c:process:1.log")
+    parked["jobs"]["101"].update(state="failed", exit_code=3, log=log)
+    parked["jobs"]["102"]["state"] = "cancelled"
+    db.write_text(json.dumps(parked))
+
+    out = project.psy("status").stdout
+    assert "failed job c:process:1 (id 101_1, exit code 3, log: psy-work/c/c:process:1.log)" in out
+    assert "c:merge" not in out  # cancelled after the failure: not a failure of its own
+    report = json.loads(project.psy("status", "--json").stdout)[0]
+    assert [j["exit_code"] for j in report["failed_jobs"]] == [3, 3, 3]

@@ -22,7 +22,7 @@ def job_counts(task: Any) -> dict[str, Any]:
     from psyrun.scheduler.base import JobState
 
     record = load_record(task.taskworkdir)
-    counts: dict[str, Any] = {"queued": 0, "running": 0, "note": None}
+    counts: dict[str, Any] = {"queued": 0, "running": 0, "note": None, "failed_jobs": []}
     if record is None or not record.jobs:
         return counts
     if record.in_process:
@@ -50,7 +50,19 @@ def job_counts(task: Any) -> dict[str, Any]:
                 counts["queued"] += 1
             elif part.state is JobState.RUNNING:
                 counts["running"] += 1
+            elif part.state is JobState.FAILED:
+                # The jobs died, not items: they hold no failure record, so
+                # the scheduler's exit code and the log are all there is.
+                log = part.log or status.log
+                counts["failed_jobs"].append({
+                    "job": part.name or status.name or part.id, "id": part.id,
+                    "exit_code": part.exit_code,
+                    "log": os.path.relpath(log) if log else None})
     return counts
+
+
+#: Failed jobs listed by name before the rest are only counted.
+MAX_FAILED_JOBS_SHOWN = 10
 
 
 def _show(value: Any) -> str:
@@ -114,6 +126,13 @@ def status(taskdir: str, verbose: bool, as_json: bool, tasks: tuple[str, ...]) -
                if report["in_progress"] is not None else ""))
         if report["note"]:
             click.echo(f"  ({report['note']})")
+        for job in report["failed_jobs"][:MAX_FAILED_JOBS_SHOWN]:
+            code = "" if job["exit_code"] is None else f", exit code {job['exit_code']}"
+            log = "" if job["log"] is None else f", log: {job['log']}"
+            click.echo(f"  failed job {job['job']} (id {job['id']}{code}{log})")
+        if len(report["failed_jobs"]) > MAX_FAILED_JOBS_SHOWN:
+            click.echo(f"  ... and {len(report['failed_jobs']) - MAX_FAILED_JOBS_SHOWN} more "
+                       "failed jobs (psy status --json lists them all)")
         for path in report["results"]:
             click.echo(f"  results: {path}")
         if report["out_of_date"]:
