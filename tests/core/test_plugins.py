@@ -319,6 +319,17 @@ def test_an_h5_file_without_the_h5_plugin_says_how_to_install_it():
         manager.store_for_extension("H5")
 
 
+def test_an_h5_file_with_the_h5_plugin_blocked_says_it_is_blocked():
+    manager = PsyrunPluginManager(disabled={"h5"})
+    manager.load_builtins()
+    manager.load_entrypoints()
+    manager.collect()
+    with pytest.raises(PluginNotFoundError) as caught:
+        manager.store_for_extension(".h5")
+    assert "blocked by PSYRUN_DISABLED_PLUGINS" in str(caught.value)
+    assert "pip install" not in str(caught.value)
+
+
 def test_a_path_without_extension_lists_the_usable_ones():
     manager = bare_manager()
     with pytest.raises(PluginNotFoundError, match="no file extension. Use one of: .*.pkl"):

@@ -299,7 +299,10 @@ class PsyrunPluginManager(pluggy.PluginManager):
         ) or "none"
         message = f"No store handles the file extension {ext!r}. Installed stores: {known}."
         extra = FIRST_PARTY_EXTENSIONS.get(ext)
-        if extra is not None:
+        if extra is not None and extra in self.disabled:
+            message += (f" The {extra} store is blocked by {DISABLE_ENV_VAR}; "
+                        "remove it from there to use it.")
+        elif extra is not None:
             message += f" Install the {extra} store with: pip install 'psyrun[{extra}]'"
         raise PluginNotFoundError(message)
 
