@@ -176,7 +176,7 @@ def _failures(run: TaskRun, statuses: dict[str, JobStatus]) -> list[str]:
         status = statuses.get(job.id)
         if status is None or status.state is JobState.COMPLETED:
             continue
-        if status.state is JobState.CANCELLED and "dependency" in (status.reason or ""):
+        if status.cancelled_by_dependency:
             continue  # a consequence of an earlier failure, reported there
         parts = [e for e in status.elements if e.state is not JobState.COMPLETED] or [status]
         for part in parts:

@@ -64,10 +64,21 @@ class JobStatus:
     exit_code: int | None = None
     #: The job's output file, where its traceback ends up when it fails.
     log: Path | None = attrs.field(default=None, converter=_to_path)
-    #: The scheduler's own words for why the job is in this state.
+    #: The scheduler's own words for why the job is in this state.  A job
+    #: cancelled because a job it depends on did not complete must say
+    #: "dependency" here (see :attr:`cancelled_by_dependency`).
     reason: str | None = None
     #: For an array: the status of each element, in index order.
     elements: tuple[JobStatus, ...] = ()
+
+    @property
+    def cancelled_by_dependency(self) -> bool:
+        """True if the job never ran because a job before it failed.
+
+        Such a job is a consequence of that failure, reported there, not a
+        failure of its own.
+        """
+        return self.state is JobState.CANCELLED and "dependency" in (self.reason or "").lower()
 
 
 def combine_states(states: Iterable[JobState]) -> JobState:

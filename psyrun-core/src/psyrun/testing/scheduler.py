@@ -125,6 +125,8 @@ class SchedulerContract:
         statuses = self.wait(scheduler, a, b)
         assert statuses[a].state is JobState.FAILED
         assert statuses[b].state is JobState.CANCELLED
+        # psy run reports the failure once, at its cause, not again here.
+        assert statuses[b].cancelled_by_dependency, statuses[b].reason
         assert not marker.exists()
 
     # ------------------------------------------------------------ arrays
